@@ -1,0 +1,83 @@
+-- keygate initial schema. Structure only: demo data is seeded by scripts/, never here.
+
+-- People who sign in (dashboard, POST /auth/login). Passwords are PBKDF2-SHA-256.
+CREATE TABLE users (
+  id            TEXT PRIMARY KEY,
+  email         TEXT NOT NULL COLLATE NOCASE,
+  password_hash TEXT NOT NULL,                       -- pbkdf2-sha256$<iterations>$<salt b64url>$<hash b64url>
+  role          TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
+  products      TEXT NOT NULL DEFAULT '["*"]',       -- JSON array of product slugs; "*" = all
+  scopes        TEXT NOT NULL DEFAULT '["*"]',       -- JSON array of scopes; "*" and "prefix:*" wildcards
+  created_at    TEXT NOT NULL,
+  updated_at    TEXT NOT NULL
+);
+-- Login looks a user up by email, case-insensitively.
+CREATE UNIQUE INDEX users_email ON users (email);
+
+-- Origin APIs behind the gateway, routed by the longest matching path_prefix.
+CREATE TABLE products (
+  id                    TEXT PRIMARY KEY,
+  slug                  TEXT NOT NULL UNIQUE,
+  name                  TEXT NOT NULL,
+  path_prefix           TEXT NOT NULL UNIQUE,
+  origin_url            TEXT NOT NULL,
+  test_origin_url       TEXT,
+  strip_prefix          INTEGER NOT NULL DEFAULT 0 CHECK (strip_prefix IN (0, 1)),
+  auth_methods          TEXT NOT NULL DEFAULT '["api_key","jwt"]',  -- JSON array
+  error_format          TEXT NOT NULL DEFAULT 'detailed' CHECK (error_format IN ('detailed', 'compact')),
+  rate_limit_per_minute INTEGER CHECK (rate_limit_per_minute IS NULL OR rate_limit_per_minute > 0),
+  rate_limit_per_day    INTEGER CHECK (rate_limit_per_day IS NULL OR rate_limit_per_day > 0),
+  inject_auth_method    INTEGER NOT NULL DEFAULT 1 CHECK (inject_auth_method IN (0, 1)),
+  scope_rules           TEXT NOT NULL DEFAULT '[]',  -- JSON array of {method?, path?, scope}
+  created_at            TEXT NOT NULL,
+  updated_at            TEXT NOT NULL
+);
+
+-- API keys. Only the SHA-256 of a key is stored; the plaintext is shown once.
+CREATE TABLE api_keys (
+  id                    TEXT PRIMARY KEY,
+  prefix                TEXT NOT NULL,              -- e.g. ilal_live_3f9a1c2b: not secret, not unique
+  hash                  TEXT NOT NULL UNIQUE,       -- lowercase hex SHA-256 of the whole key
+  format                TEXT NOT NULL,              -- ilal | ila
+  env                   TEXT CHECK (env IS NULL OR env IN ('live', 'test')),
+  name                  TEXT NOT NULL,
+  owner_id              TEXT REFERENCES users (id),
+  status                TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive', 'revoked')),
+  created_at            TEXT NOT NULL,
+  updated_at            TEXT NOT NULL,
+  last_used_at          TEXT,
+  expires_at            TEXT,
+  rate_limit_per_minute INTEGER CHECK (rate_limit_per_minute IS NULL OR rate_limit_per_minute > 0),
+  rate_limit_per_day    INTEGER CHECK (rate_limit_per_day IS NULL OR rate_limit_per_day > 0),
+  ip_allowlist          TEXT NOT NULL DEFAULT '[]', -- JSON array of addresses / CIDR ranges; [] = any
+  products              TEXT NOT NULL DEFAULT '["*"]',
+  scopes                TEXT NOT NULL DEFAULT '["*"]',
+  rotated_to            TEXT REFERENCES api_keys (id),
+  grace_until           TEXT
+);
+-- Verification: SELECT … WHERE prefix = ? (the hot path on a cache miss).
+CREATE INDEX api_keys_prefix ON api_keys (prefix);
+-- Keys API: a user's own keys, newest first.
+CREATE INDEX api_keys_owner ON api_keys (owner_id, created_at);
+
+-- Admitted calls per credential per UTC day, kept current by the rate-limiter
+-- Durable Object; serves last30Days in GET /api/v1/usage/stats.
+CREATE TABLE usage_daily (
+  key_id TEXT NOT NULL,   -- api key id, or "sub:<subject>" for JWT callers
+  day    TEXT NOT NULL,   -- YYYY-MM-DD (UTC)
+  count  INTEGER NOT NULL,
+  PRIMARY KEY (key_id, day)
+) WITHOUT ROWID;
+
+-- Who changed what, when. Written in the same D1 batch as the change.
+CREATE TABLE audit_log (
+  id          TEXT PRIMARY KEY,
+  at          TEXT NOT NULL,
+  actor       TEXT NOT NULL,   -- "user:<id>", "admin_token"
+  action      TEXT NOT NULL,   -- e.g. key.create, key.revoke, product.update
+  target_type TEXT NOT NULL,   -- key | product | user
+  target_id   TEXT NOT NULL,
+  details     TEXT             -- JSON: the changed fields (never a secret)
+);
+-- GET /api/v1/admin/audit: newest first.
+CREATE INDEX audit_log_at ON audit_log (at);

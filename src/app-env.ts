@@ -1,0 +1,20 @@
+import type { Principal } from "./auth/principal";
+import type { Config } from "./config";
+import type { Product } from "./db/products";
+import type { Env } from "./env";
+import type { ErrorFormat } from "./errors";
+
+/** The Hono environment every route and middleware shares. */
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    requestId: string;
+    config: Config;
+    /** How errors are rendered: the matched product's format, else detailed. */
+    errorFormat: ErrorFormat;
+    product: Product;
+    principal: Principal;
+    /** Rate-limit headers to put on the response, error or not, once known. */
+    rateLimitHeaders: Record<string, string>;
+  };
+}

@@ -1,0 +1,40 @@
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { AppEnv } from "./app-env";
+import { GatewayError, isGatewayError, renderError } from "./errors";
+import { loadConfig } from "./middleware/config";
+import { requestId } from "./middleware/request-id";
+import { handleProductCall } from "./proxy/gateway";
+import { healthRoutes } from "./routes/health";
+
+/**
+ * keygate: request id → configuration → keygate's own endpoints (they take
+ * priority) → everything else is a product call: authenticate → rate-limit →
+ * forward. Every error, ours or not, leaves through onError as JSON.
+ */
+export const app = new Hono<AppEnv>();
+
+app.use(requestId());
+app.route("/", healthRoutes);
+app.use(loadConfig());
+
+app.all("*", handleProductCall);
+
+app.onError((err, c) => {
+  const error = toGatewayError(err);
+  if (error.code === "INTERNAL_ERROR" || error.code === "CONFIG_INVALID") {
+    console.error(JSON.stringify({ event: "error", requestId: c.get("requestId"), error: String(err), stack: (err as Error).stack }));
+  }
+  return renderError(error, c.get("errorFormat") ?? "detailed", c.get("requestId") ?? crypto.randomUUID(), c.get("rateLimitHeaders"));
+});
+
+app.notFound(() => {
+  throw new GatewayError("ROUTE_NOT_FOUND");
+});
+
+function toGatewayError(err: unknown): GatewayError {
+  if (isGatewayError(err)) return err;
+  if (err instanceof HTTPException && err.status === 413) return new GatewayError("PAYLOAD_TOO_LARGE");
+  if (err instanceof HTTPException && err.status === 400) return new GatewayError("VALIDATION_FAILED", { message: err.message });
+  return new GatewayError("INTERNAL_ERROR");
+}

@@ -1,0 +1,35 @@
+import type { Config } from "../config";
+import { findKeysByPrefix, type KeyRecord } from "../db/keys";
+import { GatewayError } from "../errors";
+import { verifyApiKey } from "./api-key";
+import { extractCredential } from "./credentials";
+import { verifyJwt } from "./jwt";
+import { cacheKeys, cachedKeys } from "./key-cache";
+import type { Principal } from "./principal";
+
+/**
+ * Key rows by prefix: from the isolate cache, else from D1. A D1 failure is
+ * AUTH_BACKEND_UNAVAILABLE (503), never a 401 that would make a client
+ * discard a good key.
+ */
+export async function lookupKeys(db: D1Database, config: Config, prefix: string, now: number): Promise<KeyRecord[]> {
+  const cached = cachedKeys(prefix, now);
+  if (cached) return cached;
+  let rows: KeyRecord[];
+  try {
+    rows = await findKeysByPrefix(db, prefix);
+  } catch (error) {
+    console.error(JSON.stringify({ event: "key_lookup_failed", error: String(error) }));
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE");
+  }
+  cacheKeys(prefix, rows, config.keyCacheTtlSeconds, now);
+  return rows;
+}
+
+/** SPEC section 1: pick the credential, then verify it as a key or a JWT. */
+export async function authenticate(headers: Headers, db: D1Database, config: Config, now: number): Promise<Principal> {
+  const credential = extractCredential(headers.get("x-api-key"), headers.get("authorization"), config.apiKeyFormats);
+  if (credential.kind === "jwt") return verifyJwt(credential.token, config, now);
+  const key = await verifyApiKey(credential.key, credential.format, (prefix) => lookupKeys(db, config, prefix, now), now);
+  return { method: "api_key", key };
+}

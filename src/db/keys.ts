@@ -1,0 +1,124 @@
+import type { KeyEnv, KeyFormatName } from "../auth/key-format";
+import { parseJsonList } from "./json";
+
+export type KeyStatus = "active" | "inactive" | "revoked";
+
+/** An api_keys row, in camelCase with its lists parsed. Never holds the plaintext. */
+export interface KeyRecord {
+  id: string;
+  prefix: string;
+  hash: string;
+  format: KeyFormatName;
+  env: KeyEnv | null;
+  name: string;
+  ownerId: string | null;
+  status: KeyStatus;
+  createdAt: string;
+  updatedAt: string;
+  lastUsedAt: string | null;
+  expiresAt: string | null;
+  rateLimitPerMinute: number | null;
+  rateLimitPerDay: number | null;
+  ipAllowlist: string[];
+  products: string[];
+  scopes: string[];
+  rotatedTo: string | null;
+  graceUntil: string | null;
+}
+
+interface KeyRow {
+  id: string;
+  prefix: string;
+  hash: string;
+  format: KeyFormatName;
+  env: KeyEnv | null;
+  name: string;
+  owner_id: string | null;
+  status: KeyStatus;
+  created_at: string;
+  updated_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+  rate_limit_per_minute: number | null;
+  rate_limit_per_day: number | null;
+  ip_allowlist: string;
+  products: string;
+  scopes: string;
+  rotated_to: string | null;
+  grace_until: string | null;
+}
+
+export function rowToKey(row: KeyRow): KeyRecord {
+  return {
+    id: row.id,
+    prefix: row.prefix,
+    hash: row.hash,
+    format: row.format,
+    env: row.env,
+    name: row.name,
+    ownerId: row.owner_id,
+    status: row.status,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    lastUsedAt: row.last_used_at,
+    expiresAt: row.expires_at,
+    rateLimitPerMinute: row.rate_limit_per_minute,
+    rateLimitPerDay: row.rate_limit_per_day,
+    ipAllowlist: parseJsonList(row.ip_allowlist),
+    products: parseJsonList(row.products),
+    scopes: parseJsonList(row.scopes),
+    rotatedTo: row.rotated_to,
+    graceUntil: row.grace_until,
+  };
+}
+
+/** The verification lookup; served by the api_keys_prefix index. */
+export async function findKeysByPrefix(db: D1Database, prefix: string): Promise<KeyRecord[]> {
+  const { results } = await db.prepare("SELECT * FROM api_keys WHERE prefix = ?").bind(prefix).all<KeyRow>();
+  return results.map(rowToKey);
+}
+
+export async function getKey(db: D1Database, id: string): Promise<KeyRecord | undefined> {
+  const row = await db.prepare("SELECT * FROM api_keys WHERE id = ?").bind(id).first<KeyRow>();
+  return row ? rowToKey(row) : undefined;
+}
+
+export async function listKeys(db: D1Database, ownerId?: string): Promise<KeyRecord[]> {
+  const statement =
+    ownerId === undefined
+      ? db.prepare("SELECT * FROM api_keys ORDER BY created_at DESC")
+      : db.prepare("SELECT * FROM api_keys WHERE owner_id = ? ORDER BY created_at DESC").bind(ownerId);
+  const { results } = await statement.all<KeyRow>();
+  return results.map(rowToKey);
+}
+
+export function insertKeyStatement(db: D1Database, key: KeyRecord): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO api_keys (id, prefix, hash, format, env, name, owner_id, status, created_at, updated_at,
+         last_used_at, expires_at, rate_limit_per_minute, rate_limit_per_day, ip_allowlist, products, scopes,
+         rotated_to, grace_until)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(
+      key.id,
+      key.prefix,
+      key.hash,
+      key.format,
+      key.env,
+      key.name,
+      key.ownerId,
+      key.status,
+      key.createdAt,
+      key.updatedAt,
+      key.lastUsedAt,
+      key.expiresAt,
+      key.rateLimitPerMinute,
+      key.rateLimitPerDay,
+      JSON.stringify(key.ipAllowlist),
+      JSON.stringify(key.products),
+      JSON.stringify(key.scopes),
+      key.rotatedTo,
+      key.graceUntil,
+    );
+}

@@ -1,0 +1,101 @@
+import type { ScopeRule } from "../auth/scopes";
+import type { ErrorFormat } from "../errors";
+import { parseJsonList } from "./json";
+
+export type AuthMethod = "api_key" | "jwt";
+
+/** A products row, in camelCase with its lists parsed. */
+export interface Product {
+  id: string;
+  slug: string;
+  name: string;
+  pathPrefix: string;
+  originUrl: string;
+  testOriginUrl: string | null;
+  stripPrefix: boolean;
+  authMethods: AuthMethod[];
+  errorFormat: ErrorFormat;
+  rateLimitPerMinute: number | null;
+  rateLimitPerDay: number | null;
+  injectAuthMethod: boolean;
+  scopeRules: ScopeRule[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface ProductRow {
+  id: string;
+  slug: string;
+  name: string;
+  path_prefix: string;
+  origin_url: string;
+  test_origin_url: string | null;
+  strip_prefix: number;
+  auth_methods: string;
+  error_format: ErrorFormat;
+  rate_limit_per_minute: number | null;
+  rate_limit_per_day: number | null;
+  inject_auth_method: number;
+  scope_rules: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export function rowToProduct(row: ProductRow): Product {
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    pathPrefix: row.path_prefix,
+    originUrl: row.origin_url,
+    testOriginUrl: row.test_origin_url,
+    stripPrefix: row.strip_prefix === 1,
+    authMethods: parseJsonList<AuthMethod>(row.auth_methods),
+    errorFormat: row.error_format,
+    rateLimitPerMinute: row.rate_limit_per_minute,
+    rateLimitPerDay: row.rate_limit_per_day,
+    injectAuthMethod: row.inject_auth_method === 1,
+    scopeRules: parseJsonList<ScopeRule>(row.scope_rules),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export async function listProducts(db: D1Database): Promise<Product[]> {
+  const { results } = await db.prepare("SELECT * FROM products ORDER BY slug").all<ProductRow>();
+  return results.map(rowToProduct);
+}
+
+export async function getProduct(db: D1Database, idOrSlug: string): Promise<Product | undefined> {
+  const row = await db
+    .prepare("SELECT * FROM products WHERE id = ?1 OR slug = ?1")
+    .bind(idOrSlug)
+    .first<ProductRow>();
+  return row ? rowToProduct(row) : undefined;
+}
+
+export function insertProductStatement(db: D1Database, product: Product): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO products (id, slug, name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods,
+         error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(
+      product.id,
+      product.slug,
+      product.name,
+      product.pathPrefix,
+      product.originUrl,
+      product.testOriginUrl,
+      product.stripPrefix ? 1 : 0,
+      JSON.stringify(product.authMethods),
+      product.errorFormat,
+      product.rateLimitPerMinute,
+      product.rateLimitPerDay,
+      product.injectAuthMethod ? 1 : 0,
+      JSON.stringify(product.scopeRules),
+      product.createdAt,
+      product.updatedAt,
+    );
+}

@@ -1,0 +1,13 @@
+import type { RateLimiter } from "./limits/rate-limiter";
+
+/** The Worker's bindings (wrangler.toml) and secrets. Vars are read through config.ts. */
+export interface Env {
+  DB: D1Database;
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  ASSETS: Fetcher;
+  ADMIN_TOKEN?: string;
+  JWT_SIGNING_KEY?: string;
+  JWT_SECRET?: string;
+  ORIGIN_SIGNING_SECRET?: string;
+  [variable: string]: unknown;
+}

@@ -1,0 +1,10 @@
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../app-env";
+import { getConfig } from "../config";
+
+/** Parses and validates configuration once per isolate; a bad var fails every request by name. */
+export const loadConfig = () =>
+  createMiddleware<AppEnv>(async function loadConfig(c, next) {
+    c.set("config", getConfig(c.env));
+    await next();
+  });

@@ -1,0 +1,16 @@
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../app-env";
+
+/**
+ * A fresh id for every request, on every response. A client-sent X-Request-Id
+ * is ignored: the rate limiter deduplicates retries by this id, so a
+ * client-chosen one could replay an admission.
+ */
+export const requestId = () =>
+  createMiddleware<AppEnv>(async function requestId(c, next) {
+    const id = crypto.randomUUID();
+    c.set("requestId", id);
+    c.set("errorFormat", "detailed");
+    await next();
+    c.res.headers.set("X-Request-Id", id);
+  });

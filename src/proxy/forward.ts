@@ -1,0 +1,152 @@
+import type { Principal } from "../auth/principal";
+import { principalScopes } from "../auth/principal";
+import type { Product } from "../db/products";
+import { GatewayError } from "../errors";
+import { signOriginRequest } from "./origin-signature";
+import { relativePath } from "./route-match";
+
+/** RFC 9110 §7.6.1 hop-by-hop headers, never forwarded in either direction. */
+const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
+/** Credentials stay at the edge; the origin gets identity headers instead. */
+const CREDENTIAL_HEADERS = ["authorization", "x-api-key"];
+/** Bodies up to this size are rewritten to carry authMethod. */
+export const INJECT_MAX_BYTES = 1_048_576;
+
+export interface ForwardOptions {
+  product: Product;
+  principal: Principal;
+  requestId: string;
+  clientIp: string | null;
+  signingSecret: string;
+  timeoutMs: number;
+  /** The body, already read when it had to be measured (no Content-Length). */
+  body: ReadableStream | ArrayBuffer | null;
+}
+
+export function originUrl(product: Product, principal: Principal, url: URL): URL {
+  const useTest = principal.method === "api_key" && principal.key.env === "test" && product.testOriginUrl;
+  const base = new URL(useTest ? product.testOriginUrl! : product.originUrl);
+  const path = product.stripPrefix ? relativePath(product, url.pathname) : url.pathname;
+  const target = new URL(base);
+  target.pathname = base.pathname.replace(/\/+$/, "") + path;
+  target.search = url.search;
+  return target;
+}
+
+function stripHopByHop(headers: Headers): void {
+  const listed = (headers.get("connection") ?? "").split(",").map((name) => name.trim().toLowerCase());
+  for (const name of [...HOP_BY_HOP, ...listed]) if (name) headers.delete(name);
+}
+
+function identityHeaders(principal: Principal, product: Product, requestId: string): Record<string, string> {
+  const base = {
+    "X-Auth-Method": principal.method,
+    "X-Auth-Scopes": principalScopes(principal).join(" "),
+    "X-Auth-Product": product.slug,
+    "X-Request-Id": requestId,
+  };
+  return principal.method === "api_key"
+    ? { ...base, "X-Auth-Key-Id": principal.key.id, "X-Auth-Env": principal.key.env ?? "live" }
+    : { ...base, "X-Auth-Subject": principal.subject, "X-Auth-Env": "live" };
+}
+
+export async function forwardToOrigin(request: Request, options: ForwardOptions): Promise<Response> {
+  const { product, principal, requestId } = options;
+  const target = originUrl(product, principal, new URL(request.url));
+
+  const headers = new Headers(request.headers);
+  stripHopByHop(headers);
+  for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+  for (const name of [...headers.keys()]) if (name.startsWith("x-auth-")) headers.delete(name);
+  headers.delete("x-request-id");
+  // The client's own X-Forwarded-For is not trusted: the edge knows the address.
+  headers.delete("x-forwarded-for");
+  if (options.clientIp) headers.set("X-Forwarded-For", options.clientIp);
+  for (const [name, value] of Object.entries(identityHeaders(principal, product, requestId))) headers.set(name, value);
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  headers.set("X-Auth-Timestamp", timestamp);
+  headers.set("X-Auth-Signature", await signOriginRequest(options.signingSecret, request.method, target.pathname + target.search, timestamp, headers));
+
+  let response: Response;
+  try {
+    response = await fetch(target, {
+      method: request.method,
+      headers,
+      body: request.method === "GET" || request.method === "HEAD" ? null : options.body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(options.timeoutMs),
+    });
+  } catch (error) {
+    const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+    console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut, error: String(error) }));
+    throw new GatewayError(timedOut ? "ORIGIN_TIMEOUT" : "ORIGIN_UNAVAILABLE");
+  }
+
+  const responseHeaders = new Headers(response.headers);
+  stripHopByHop(responseHeaders);
+  const body = product.injectAuthMethod ? await injectAuthMethod(response, responseHeaders, principal.method) : response.body;
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: responseHeaders });
+}
+
+/**
+ * Adds "authMethod" to a JSON-object body of at most INJECT_MAX_BYTES; any
+ * other body (not JSON, not an object, too large, unparsable) passes through
+ * untouched and streamed.
+ */
+async function injectAuthMethod(response: Response, headers: Headers, method: Principal["method"]): Promise<BodyInit | null> {
+  const type = headers.get("content-type") ?? "";
+  const length = Number(headers.get("content-length") ?? NaN);
+  if (!response.body || !/^application\/json\s*(;|$)/i.test(type) || length > INJECT_MAX_BYTES) return response.body;
+
+  const { chunks, size, rest } = await readUpTo(response.body, INJECT_MAX_BYTES);
+  const bytes = concat(chunks, size);
+  if (rest) return prepend(bytes, rest); // larger than the cap: stream it all through
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return bytes;
+    const text = JSON.stringify({ ...(value as object), authMethod: method });
+    headers.delete("content-length");
+    return text;
+  } catch {
+    return bytes;
+  }
+}
+
+async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number) {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { chunks, size, rest: undefined };
+    chunks.push(value);
+    size += value.byteLength;
+    if (size > limit) return { chunks, size, rest: reader };
+  }
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+function prepend(head: Uint8Array, rest: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      controller.enqueue(head);
+    },
+    async pull(controller) {
+      const { done, value } = await rest.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return rest.cancel(reason);
+    },
+  });
+}

@@ -1,0 +1,94 @@
+import { env, exports } from "cloudflare:workers";
+import { generateKey, hashKey, keyEnv, keyPrefix, type KeyEnv, type KeyFormatName } from "../../src/auth/key-format";
+import { invalidateKeyCache } from "../../src/auth/key-cache";
+import { insertKeyStatement, type KeyRecord } from "../../src/db/keys";
+import { insertProductStatement, type Product } from "../../src/db/products";
+import { invalidateProductCache } from "../../src/proxy/route-match";
+
+/**
+ * Each test builds its own world with unique ids and path prefixes: storage is
+ * isolated per file, not per test. Rows go straight into D1 through the
+ * project's own query functions.
+ */
+export const GATEWAY = "https://gateway.test";
+export const ORIGIN = "https://origin.test";
+
+export function uniqueSlug(label = "p"): string {
+  return `${label}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+export async function createProduct(overrides: Partial<Product> = {}): Promise<Product> {
+  const slug = overrides.slug ?? uniqueSlug();
+  const now = new Date().toISOString();
+  const product: Product = {
+    id: crypto.randomUUID(),
+    slug,
+    name: `Product ${slug}`,
+    pathPrefix: `/api/${slug}`,
+    originUrl: `${ORIGIN}/upstream`,
+    testOriginUrl: null,
+    stripPrefix: false,
+    authMethods: ["api_key", "jwt"],
+    errorFormat: "detailed",
+    rateLimitPerMinute: null,
+    rateLimitPerDay: null,
+    injectAuthMethod: true,
+    scopeRules: [],
+    createdAt: now,
+    updatedAt: now,
+    ...overrides,
+  };
+  await insertProductStatement(env.DB, product).run();
+  invalidateProductCache();
+  return product;
+}
+
+export interface KeyOptions extends Partial<KeyRecord> {
+  format?: KeyFormatName;
+  env?: KeyEnv;
+}
+
+export async function createKey(options: KeyOptions = {}): Promise<{ key: string; record: KeyRecord }> {
+  const format = options.format ?? "ilal";
+  const key = generateKey(format, options.env ?? "live");
+  const now = new Date().toISOString();
+  const record: KeyRecord = {
+    id: crypto.randomUUID(),
+    prefix: keyPrefix(key),
+    hash: await hashKey(key),
+    name: "test key",
+    ownerId: null,
+    status: "active",
+    createdAt: now,
+    updatedAt: now,
+    lastUsedAt: null,
+    expiresAt: null,
+    rateLimitPerMinute: null,
+    rateLimitPerDay: null,
+    ipAllowlist: [],
+    products: ["*"],
+    scopes: ["*"],
+    rotatedTo: null,
+    graceUntil: null,
+    ...options,
+    format,
+    env: keyEnv(key, format),
+  };
+  await insertKeyStatement(env.DB, record).run();
+  invalidateKeyCache(record.prefix);
+  return { key, record };
+}
+
+/** A request to the gateway, as a client would send it. */
+export function call(path: string, init: RequestInit = {}): Promise<Response> {
+  return exports.default.fetch(new Request(`${GATEWAY}${path}`, init));
+}
+
+export async function json(response: Response): Promise<Record<string, any>> {
+  const text = await response.text();
+  try {
+    return JSON.parse(text) as Record<string, any>;
+  } catch {
+    throw new Error(`expected JSON, got ${response.status} ${response.headers.get("content-type")}: ${text.slice(0, 300)}`);
+  }
+}
