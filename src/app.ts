@@ -5,7 +5,15 @@ import { GatewayError, isGatewayError, renderError } from "./errors";
 import { loadConfig } from "./middleware/config";
 import { requestId } from "./middleware/request-id";
 import { handleProductCall } from "./proxy/gateway";
+import { adminAuditRoutes } from "./routes/admin-audit";
+import { adminProductsRoutes } from "./routes/admin-products";
+import { adminUsersRoutes } from "./routes/admin-users";
+import { authRoutes } from "./routes/auth";
+import { dashboardRoutes } from "./routes/dashboard";
 import { healthRoutes } from "./routes/health";
+import { keysRoutes } from "./routes/keys";
+import { openapiRoutes } from "./routes/openapi";
+import { usageRoutes } from "./routes/usage";
 
 /**
  * keygate: request id → configuration → keygate's own endpoints (they take
@@ -17,6 +25,14 @@ export const app = new Hono<AppEnv>();
 app.use(requestId());
 app.route("/", healthRoutes);
 app.use(loadConfig());
+app.route("/", authRoutes);
+app.route("/", keysRoutes);
+app.route("/", usageRoutes);
+app.route("/", adminUsersRoutes);
+app.route("/", adminProductsRoutes);
+app.route("/", adminAuditRoutes);
+app.route("/", openapiRoutes);
+app.route("/", dashboardRoutes);
 
 app.all("*", handleProductCall);
 
