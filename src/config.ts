@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod"; // namespace import: `{ z }` would bundle every zod locale
 import { GatewayError } from "./errors";
 import { KEY_FORMAT_NAMES, type KeyFormatName } from "./auth/key-format";
 
