@@ -6,6 +6,7 @@ import { defineConfig } from "vitest/config";
 /**
  * Two projects, one run, one JSON report:
  *  - workers: unit and integration tests inside workerd (real D1, real Durable Objects);
+ *  - node: Node tests of repository files (secret scanning);
  *  - e2e: Node tests that start `wrangler dev` and drive it over HTTP.
  */
 export default defineConfig(async () => {
@@ -36,6 +37,13 @@ export default defineConfig(async () => {
             name: "workers",
             include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
             setupFiles: ["./test/setup.ts"],
+          },
+        },
+        {
+          test: {
+            name: "node",
+            include: ["test/node/**/*.test.ts"],
+            environment: "node",
           },
         },
         {
