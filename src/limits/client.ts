@@ -1,6 +1,10 @@
+import { keyNotAfter } from "../auth/api-key";
+import { limiterName } from "../auth/principal";
 import type { Config } from "../config";
+import type { KeyRecord } from "../db/keys";
 import type { Env } from "../env";
 import { GatewayError } from "../errors";
+import type { RateLimiter } from "./rate-limiter";
 import type { CredentialState, LimitCheck, LimitDecision } from "./windows";
 
 /**
@@ -9,8 +13,12 @@ import type { CredentialState, LimitCheck, LimitDecision } from "./windows";
  */
 export type LimitResult = LimitDecision | { outcome: "unenforced" };
 
-function stubFor(env: Env, name: string) {
-  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name));
+/** All the limiter needs from the Worker's bindings. */
+export type LimiterEnv = Pick<Env, "RATE_LIMITER">;
+
+/** The object named `key:<id>`, `sub:<subject>` or `ip:<address>`. */
+export function limiterStub(env: LimiterEnv, name: string): DurableObjectStub<RateLimiter> {
+  return env.RATE_LIMITER.getByName(name);
 }
 
 /**
@@ -23,27 +31,46 @@ function shouldRetry(error: unknown): boolean {
   return flags?.retryable === true && flags.overloaded !== true;
 }
 
-export async function checkLimits(env: Env, config: Config, name: string, check: LimitCheck): Promise<LimitResult> {
+export async function checkLimits(env: LimiterEnv, config: Config, name: string, check: LimitCheck): Promise<LimitResult> {
   try {
     try {
-      return await stubFor(env, name).check(check);
+      return await limiterStub(env, name).check(check);
     } catch (error) {
       if (!shouldRetry(error)) throw error;
       // A fresh stub: a broken one stays broken.
-      return await stubFor(env, name).check(check);
+      return await limiterStub(env, name).check(check);
     }
   } catch (error) {
-    console.error(JSON.stringify({ event: "rate_limiter_failed", limiter: name, error: String(error) }));
+    console.error(JSON.stringify({ event: "rate_limiter_failed", limiter: name, failureMode: config.rateLimitFailureMode, error: String(error) }));
     if (config.rateLimitFailureMode === "open") return { outcome: "unenforced" };
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });
   }
 }
 
-/** Tells a credential's object its new state (revocation, deactivation, rotation grace). */
-export async function setCredentialState(env: Env, name: string, state: CredentialState): Promise<void> {
-  await stubFor(env, name).setState(state);
+/**
+ * Tells a credential's object its new state. Every request consults that
+ * object, so this is what makes a revocation or deactivation take effect on
+ * the very next request, in every isolate, whatever their key caches hold.
+ * Throws when the object cannot be reached: the caller must not report success.
+ */
+export async function setCredentialState(env: LimiterEnv, name: string, state: CredentialState): Promise<void> {
+  await limiterStub(env, name).setState(state);
 }
 
-export async function readUsage(env: Env, name: string) {
-  return stubFor(env, name).usage();
+/** The state a key's object must hold for a key row: its status, and its expiry or rotation grace end. */
+export function credentialStateOf(key: Pick<KeyRecord, "status" | "expiresAt" | "graceUntil">): CredentialState {
+  return { status: key.status, notAfter: keyNotAfter(key) };
+}
+
+/**
+ * For the keys API: call after every write to a key row (edit, deactivate,
+ * reactivate, revoke, rotate), with the row as written to D1.
+ */
+export async function syncKeyState(env: LimiterEnv, key: KeyRecord): Promise<void> {
+  await setCredentialState(env, limiterName({ method: "api_key", key }), credentialStateOf(key));
+}
+
+/** Counts for usage stats: this minute, today, and the last 31 UTC days. */
+export async function readUsage(env: LimiterEnv, name: string) {
+  return limiterStub(env, name).usage();
 }

@@ -1,30 +1,54 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import { windowsAt, type LimitCheck, type LimitDecision, type CredentialState } from "./windows";
+import {
+  DAY_MS,
+  MINUTE_MS,
+  windowCounts,
+  windowStarts,
+  type CredentialState,
+  type LimitCheck,
+  type LimitDecision,
+} from "./windows";
 
 /**
- * One object per credential (`key:<id>` or `sub:<subject>`): its minute and
- * day counters and its revocation state, in the object's SQLite storage.
+ * One object per credential (`key:<id>` or `sub:<subject>`) holding its minute
+ * and day counters and its revocation state, and one per client address
+ * (`ip:<address>`) counting failed authentications. All in the object's SQLite
+ * storage, read into memory once when the object starts.
  *
- * Exactness: every method here runs synchronously from reading a counter to
- * writing it (the SQL API is synchronous), so no two calls interleave and N
- * concurrent calls against limit L admit exactly min(N, L).
+ * Exactness: every method runs synchronously from reading a counter to writing
+ * it (the SQL API is synchronous; nothing awaits), so calls never interleave
+ * and N concurrent calls against limit L admit exactly min(N, L).
  *
- * Storage (all tables tiny and constant-size per credential):
- *   counters(name PRIMARY KEY, window_start, count)  name = 'minute' | 'day'
- *   state(name PRIMARY KEY, value)                   credential status, notAfter, id
- *   daily(day PRIMARY KEY, count)                    last 31 UTC days, for usage stats
- *   admitted(request_id PRIMARY KEY, at)             last ~2 minutes, for idempotent retries
+ * Storage (constant size per object):
+ *   counters(name PK, window_start, count)  name = 'minute' | 'day' | 'auth_failures';
+ *                                           window_start = epoch ms of the UTC window
+ *   state(name PK, value)                   'status', 'not_after' (epoch ms), 'credential_id'
+ *   daily(day PK, count)                    admitted calls per UTC day, last 31 days (usage stats)
+ *   admitted(request_id PK, at)             admissions of the last ~2 minutes (idempotent retries)
  */
-const ADMITTED_RETENTION_MS = 120_000;
+const ADMITTED_RETENTION_MS = 2 * MINUTE_MS;
 const DAILY_RETENTION_DAYS = 31;
 /** How long admitted counts wait before the alarm copies them to D1 (usage_daily, last_used_at). */
 export const USAGE_FLUSH_DELAY_MS = 30_000;
 
+type CounterName = "minute" | "day" | "auth_failures";
+
+interface Counter {
+  windowStart: number;
+  count: number;
+}
+
+export interface AuthFailureTally {
+  /** Failures from this address in the current minute, this one included. */
+  failures: number;
+  /** Epoch ms until which the address is throttled, or null while under the limit. */
+  throttledUntil: number | null;
+}
+
 export class RateLimiter extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private minute = { start: 0, count: 0 };
-  private day = { start: 0, count: 0 };
+  private readonly counters = new Map<CounterName, Counter>();
   private state: CredentialState = { status: "active", notAfter: null };
   private credentialId: string | null = null;
   private flushScheduled = false;
@@ -37,10 +61,10 @@ export class RateLimiter extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT);
       CREATE TABLE IF NOT EXISTS daily (day TEXT PRIMARY KEY, count INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS admitted (request_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS admitted_at ON admitted (at);
     `);
-    for (const row of this.sql.exec<{ name: string; window_start: number; count: number }>("SELECT * FROM counters")) {
-      if (row.name === "minute") this.minute = { start: row.window_start, count: row.count };
-      if (row.name === "day") this.day = { start: row.window_start, count: row.count };
+    for (const row of this.sql.exec<{ name: CounterName; window_start: number; count: number }>("SELECT * FROM counters")) {
+      this.counters.set(row.name, { windowStart: row.window_start, count: row.count });
     }
     for (const row of this.sql.exec<{ name: string; value: string | null }>("SELECT * FROM state")) {
       if (row.name === "status") this.state.status = row.value as CredentialState["status"];
@@ -56,31 +80,32 @@ export class RateLimiter extends DurableObject<Env> {
    */
   check(input: LimitCheck): LimitDecision {
     const now = Date.now();
-    this.rollWindows(now);
-    if (input.credentialId && this.credentialId !== input.credentialId) this.rememberCredential(input.credentialId);
+    const { minuteStart, dayStart } = windowStarts(now);
+    if (input.credentialId !== undefined && input.credentialId !== this.credentialId) this.rememberCredential(input.credentialId);
 
-    const decide = (outcome: LimitDecision["outcome"]): LimitDecision => ({
+    if (this.state.status !== "active") return { outcome: this.state.status };
+    if (this.state.notAfter !== null && now >= this.state.notAfter) return { outcome: "expired" };
+
+    const minuteUsed = this.countIn("minute", minuteStart);
+    const dayUsed = this.countIn("day", dayStart);
+    const decide = (outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded", minute = minuteUsed, day = dayUsed) => ({
       outcome,
-      ...windowsAt(now, input, this.minute.count, this.day.count),
+      ...windowCounts(now, input, minute, day),
     });
 
-    if (this.state.status !== "active") return decide(this.state.status);
-    if (this.state.notAfter !== null && now >= this.state.notAfter) return decide("expired");
     if (!input.consume) return decide("peek");
     if (this.alreadyAdmitted(input.requestId)) return decide("admitted");
-    // Day first: when both windows are exhausted the longer wait is the true one.
-    if (this.day.count >= input.limitPerDay) return decide("daily_quota_exceeded");
-    if (this.minute.count >= input.limitPerMinute) return decide("rate_limited");
+    // Day first: when both windows are exhausted, the day's reset is the true wait.
+    if (dayUsed >= input.limitPerDay) return decide("daily_quota_exceeded");
+    if (minuteUsed >= input.limitPerMinute) return decide("rate_limited");
 
-    this.minute.count += 1;
-    this.day.count += 1;
-    this.persistAdmission(input.requestId, now);
-    return decide("admitted");
+    this.admit(input.requestId, now, minuteUsed + 1, dayUsed + 1);
+    return decide("admitted", minuteUsed + 1, dayUsed + 1);
   }
 
   /** Revocation, deactivation, reactivation and rotation grace take effect here at once. */
   setState(state: CredentialState): void {
-    this.state = { ...state };
+    this.state = { status: state.status, notAfter: state.notAfter };
     this.sql.exec(
       "INSERT INTO state (name, value) VALUES ('status', ?), ('not_after', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
       state.status,
@@ -92,14 +117,27 @@ export class RateLimiter extends DurableObject<Env> {
     return { ...this.state };
   }
 
-  /** Counts for usage stats: this minute, today, and the last 31 days. */
-  usage(): { minuteUsed: number; dayUsed: number; daily: { day: string; count: number }[] } {
-    this.rollWindows(Date.now());
-    const daily = [...this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily ORDER BY day")];
-    return { minuteUsed: this.minute.count, dayUsed: this.day.count, daily };
+  /**
+   * Counts one failed authentication from this object's address in the
+   * current minute; past `limitPerMinute` the address is throttled until the
+   * minute ends.
+   */
+  recordAuthFailure(limitPerMinute: number): AuthFailureTally {
+    const now = Date.now();
+    const { minuteStart } = windowStarts(now);
+    const failures = this.countIn("auth_failures", minuteStart) + 1;
+    this.storeCounter("auth_failures", minuteStart, failures);
+    return { failures, throttledUntil: failures >= limitPerMinute ? minuteStart + MINUTE_MS : null };
   }
 
-  /** Copies today's counts and the last-use time to D1, off the request path. */
+  /** Counts for usage stats: this minute, today, and the last 31 days. */
+  usage(): { minuteUsed: number; dayUsed: number; daily: { day: string; count: number }[] } {
+    const { minuteStart, dayStart } = windowStarts(Date.now());
+    const daily = [...this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily ORDER BY day")];
+    return { minuteUsed: this.countIn("minute", minuteStart), dayUsed: this.countIn("day", dayStart), daily };
+  }
+
+  /** Copies the last two days' counts and the last-use time to D1, off the request path. */
   override async alarm(): Promise<void> {
     this.flushScheduled = false;
     if (!this.credentialId) return;
@@ -109,7 +147,7 @@ export class RateLimiter extends DurableObject<Env> {
         "INSERT INTO usage_daily (key_id, day, count) VALUES (?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET count = max(count, excluded.count)",
       ).bind(this.credentialId, row.day, row.count),
     );
-    const lastUsed = this.sql.exec<{ at: number }>("SELECT max(at) AS at FROM admitted").toArray()[0]?.at;
+    const lastUsed = this.sql.exec<{ at: number | null }>("SELECT max(at) AS at FROM admitted").toArray()[0]?.at;
     if (lastUsed && !this.credentialId.startsWith("sub:")) {
       statements.push(
         this.env.DB.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(new Date(lastUsed).toISOString(), this.credentialId),
@@ -118,10 +156,20 @@ export class RateLimiter extends DurableObject<Env> {
     if (statements.length > 0) await this.env.DB.batch(statements);
   }
 
-  private rollWindows(now: number): void {
-    const { minuteStart, dayStart } = windowsAt(now, { limitPerMinute: 0, limitPerDay: 0 }, 0, 0);
-    if (this.minute.start !== minuteStart) this.minute = { start: minuteStart, count: 0 };
-    if (this.day.start !== dayStart) this.day = { start: dayStart, count: 0 };
+  /** The count of `name` in the window starting at `windowStart`: 0 once the stored window has passed. */
+  private countIn(name: CounterName, windowStart: number): number {
+    const counter = this.counters.get(name);
+    return counter?.windowStart === windowStart ? counter.count : 0;
+  }
+
+  private storeCounter(name: CounterName, windowStart: number, count: number): void {
+    this.counters.set(name, { windowStart, count });
+    this.sql.exec(
+      "INSERT INTO counters (name, window_start, count) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
+      name,
+      windowStart,
+      count,
+    );
   }
 
   private rememberCredential(credentialId: string): void {
@@ -136,27 +184,30 @@ export class RateLimiter extends DurableObject<Env> {
     return this.sql.exec("SELECT 1 FROM admitted WHERE request_id = ?", requestId).toArray().length > 0;
   }
 
-  private persistAdmission(requestId: string, now: number): void {
-    const day = new Date(this.day.start).toISOString().slice(0, 10);
+  /** Both counters, the day's usage row and the request id, in one synchronous run (one implicit transaction). */
+  private admit(requestId: string, now: number, minuteCount: number, dayCount: number): void {
+    const { minuteStart, dayStart } = windowStarts(now);
+    const newMinute = this.counters.get("minute")?.windowStart !== minuteStart;
+    const newDay = this.counters.get("day")?.windowStart !== dayStart;
+    this.storeCounter("minute", minuteStart, minuteCount);
+    this.storeCounter("day", dayStart, dayCount);
     this.sql.exec(
-      "INSERT INTO counters (name, window_start, count) VALUES ('minute', ?, ?), ('day', ?, ?) ON CONFLICT (name) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
-      this.minute.start,
-      this.minute.count,
-      this.day.start,
-      this.day.count,
+      "INSERT INTO daily (day, count) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET count = excluded.count",
+      isoDay(dayStart),
+      dayCount,
     );
-    this.sql.exec("INSERT INTO daily (day, count) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET count = excluded.count", day, this.day.count);
     this.sql.exec("INSERT INTO admitted (request_id, at) VALUES (?, ?)", requestId, now);
-    // Keep storage constant-size per credential.
-    this.sql.exec("DELETE FROM admitted WHERE at < ?", now - ADMITTED_RETENTION_MS);
-    this.sql.exec(
-      "DELETE FROM daily WHERE day < ?",
-      new Date(this.day.start - DAILY_RETENTION_DAYS * 86_400_000).toISOString().slice(0, 10),
-    );
+    // Pruning once per window keeps storage constant-size without a delete on every call.
+    if (newMinute) this.sql.exec("DELETE FROM admitted WHERE at < ?", now - ADMITTED_RETENTION_MS);
+    if (newDay) this.sql.exec("DELETE FROM daily WHERE day < ?", isoDay(dayStart - DAILY_RETENTION_DAYS * DAY_MS));
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // setAlarm is a storage write: it does not open the input gate.
+      // A storage write like the others: the output gate holds the reply until it is durable.
       void this.ctx.storage.setAlarm(now + USAGE_FLUSH_DELAY_MS);
     }
   }
+}
+
+function isoDay(epochMs: number): string {
+  return new Date(epochMs).toISOString().slice(0, 10);
 }

@@ -1,13 +1,13 @@
 /**
- * Fixed, UTC-aligned rate-limit windows and the decision the limiter returns.
- * Pure: the clock is an argument.
+ * Fixed, UTC-aligned rate-limit windows, the decision the limiter returns, and
+ * the response headers that describe it. Pure: the clock is an argument.
  */
 export const MINUTE_MS = 60_000;
 export const DAY_MS = 86_400_000;
 
 export interface CredentialState {
   status: "active" | "inactive" | "revoked";
-  /** Epoch ms after which the credential is expired (expiry or rotation grace); null = never. */
+  /** Epoch ms from which the credential is expired (expiry or end of a rotation's grace); null = never. */
   notAfter: number | null;
 }
 
@@ -30,45 +30,54 @@ export interface WindowState {
   resetSeconds: number;
 }
 
-export interface LimitDecision {
-  outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded" | "inactive" | "revoked" | "expired";
+export interface WindowCounts {
   minute: WindowState;
   day: WindowState;
 }
 
-export function windowsAt(
+/** What the limiter says about one call. Credential-state refusals carry no counts: the caller is not authenticated. */
+export type LimitDecision =
+  | ({ outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded" } & WindowCounts)
+  | { outcome: "inactive" | "revoked" | "expired" };
+
+/** The calendar minute and the UTC day containing `now` (epoch ms has no leap seconds, so both are exact). */
+export function windowStarts(now: number): { minuteStart: number; dayStart: number } {
+  return { minuteStart: now - (now % MINUTE_MS), dayStart: now - (now % DAY_MS) };
+}
+
+/** Seconds from `now` until the window of `lengthMs` containing it ends, rounded up, at least 1. */
+export function secondsUntilReset(now: number, lengthMs: number): number {
+  return Math.max(1, Math.ceil((lengthMs - (now % lengthMs)) / 1000));
+}
+
+export function windowCounts(
   now: number,
-  limits: { limitPerMinute: number; limitPerDay: number },
+  limits: Pick<LimitCheck, "limitPerMinute" | "limitPerDay">,
   minuteUsed: number,
   dayUsed: number,
-): { minuteStart: number; dayStart: number; minute: WindowState; day: WindowState } {
-  const minuteStart = now - (now % MINUTE_MS);
-  const dayStart = now - (now % DAY_MS);
-  const window = (limit: number, used: number, end: number): WindowState => ({
+): WindowCounts {
+  const window = (limit: number, used: number, lengthMs: number): WindowState => ({
     limit,
     used,
     remaining: Math.max(0, limit - used),
-    resetSeconds: Math.max(1, Math.ceil((end - now) / 1000)),
+    resetSeconds: secondsUntilReset(now, lengthMs),
   });
-  return {
-    minuteStart,
-    dayStart,
-    minute: window(limits.limitPerMinute, minuteUsed, minuteStart + MINUTE_MS),
-    day: window(limits.limitPerDay, dayUsed, dayStart + DAY_MS),
-  };
+  return { minute: window(limits.limitPerMinute, minuteUsed, MINUTE_MS), day: window(limits.limitPerDay, dayUsed, DAY_MS) };
 }
 
-/** The SPEC's X-RateLimit-* headers, plus the IETF RateLimit-Policy / RateLimit pair. */
-export function rateLimitHeaders(decision: Pick<LimitDecision, "minute" | "day">): Record<string, string> {
-  const { minute, day } = decision;
+/**
+ * The SPEC's X-RateLimit-* headers, plus the pair from
+ * draft-ietf-httpapi-ratelimit-headers (-09 to -11): one named policy per
+ * window, `q` quota and `w` window seconds; `r` remaining and `t` seconds to reset.
+ */
+export function rateLimitHeaders({ minute, day }: WindowCounts): Record<string, string> {
   return {
     "X-RateLimit-Limit": String(minute.limit),
     "X-RateLimit-Remaining": String(minute.remaining),
     "X-RateLimit-Reset": String(minute.resetSeconds),
     "X-RateLimit-Daily-Limit": String(day.limit),
     "X-RateLimit-Daily-Remaining": String(day.remaining),
-    // draft-ietf-httpapi-ratelimit-headers: one named policy per window.
-    "RateLimit-Policy": `"minute";q=${minute.limit};w=60, "day";q=${day.limit};w=86400`,
+    "RateLimit-Policy": `"minute";q=${minute.limit};w=${MINUTE_MS / 1000}, "day";q=${day.limit};w=${DAY_MS / 1000}`,
     RateLimit: `"minute";r=${minute.remaining};t=${minute.resetSeconds}, "day";r=${day.remaining};t=${day.resetSeconds}`,
   };
 }

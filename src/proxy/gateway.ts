@@ -1,11 +1,12 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../app-env";
 import { authenticate } from "../auth/authenticate";
-import { authorizeCall, limiterName, type Principal } from "../auth/principal";
+import { authorizeCall, limiterName, type CallContext, type Principal } from "../auth/principal";
 import type { Config } from "../config";
 import type { Product } from "../db/products";
 import { GatewayError } from "../errors";
 import { assertDeclaredLength, readBodyWithin } from "../middleware/body-limit";
+import { assertNotThrottled, recordingAuthFailures } from "../limits/auth-throttle";
 import { checkLimits, type LimitResult } from "../limits/client";
 import { rateLimitHeaders, type LimitCheck } from "../limits/windows";
 import { forwardToOrigin } from "./forward";
@@ -20,27 +21,20 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
   const config = c.get("config");
   const now = Date.now();
   const url = new URL(c.req.url);
+  const request = c.req.raw;
+  const clientIp = request.headers.get("cf-connecting-ip");
+
+  // Before any storage lookup: a throttled address costs nothing but memory.
+  assertNotThrottled(c.env, config, clientIp);
 
   const product = await routeProduct(c.env.DB, config, url.pathname, now);
   c.set("product", product);
   c.set("errorFormat", product.errorFormat);
 
-  const request = c.req.raw;
   assertDeclaredLength(request, config.maxBodyBytes);
-  const principal = await authenticate(request.headers, c.env.DB, config, now);
-  c.set("principal", principal);
-
-  const clientIp = request.headers.get("cf-connecting-ip");
-  const refusal = authorizeCall(principal, { product, clientIp, method: request.method, relativePath: relativePath(product, url.pathname) });
-  const check = limitCheck(principal, product, config, c.get("requestId"));
-  if (refusal) {
-    // A refused call still reports the limits, but consumes none of them.
-    applyLimitOutcome(c, await checkLimits(c.env, config, limiterName(principal), { ...check, consume: false }), principal);
-    throw refusal;
-  }
-
-  const body = await readBodyWithin(request, config.maxBodyBytes);
-  applyLimitOutcome(c, await checkLimits(c.env, config, limiterName(principal), check), principal);
+  const { principal, body } = await recordingAuthFailures(c.env, config, clientIp, () =>
+    admitCall(c, { product, clientIp, method: request.method, relativePath: relativePath(product, url.pathname) }, now),
+  );
 
   const response = await forwardToOrigin(request, {
     product,
@@ -54,6 +48,34 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
   response.headers.set("X-Auth-Method", principal.method);
   for (const [name, value] of Object.entries(c.get("rateLimitHeaders") ?? {})) response.headers.set(name, value);
   return response;
+}
+
+/**
+ * Authenticates, authorizes and counts the call; resolves once it is admitted.
+ * One limiter call either way: a call refused after authentication still gets
+ * the limit headers but consumes nothing; an admitted one is counted.
+ */
+async function admitCall(
+  c: Context<AppEnv>,
+  call: CallContext,
+  now: number,
+): Promise<{ principal: Principal; body: ReadableStream | ArrayBuffer | null }> {
+  const config = c.get("config");
+  const request = c.req.raw;
+  const principal = await authenticate(request.headers, c.env.DB, config, now);
+  c.set("principal", principal);
+
+  const refusal = authorizeCall(principal, call);
+  const check = limitCheck(principal, call.product, config, c.get("requestId"));
+  if (refusal) {
+    applyLimitOutcome(c, await checkLimits(c.env, config, limiterName(principal), { ...check, consume: false }), principal);
+    throw refusal;
+  }
+
+  // Read a chunked body before counting, so an oversized one (413) consumes nothing.
+  const body = await readBodyWithin(request, config.maxBodyBytes);
+  applyLimitOutcome(c, await checkLimits(c.env, config, limiterName(principal), check), principal);
+  return { principal, body };
 }
 
 async function routeProduct(db: D1Database, config: Config, path: string, now: number): Promise<Product> {
@@ -74,7 +96,7 @@ function limitCheck(principal: Principal, product: Product, config: Config, requ
   const key = principal.method === "api_key" ? principal.key : undefined;
   return {
     requestId,
-    credentialId: key ? key.id : `sub:${principal.method === "jwt" ? principal.subject : ""}`,
+    credentialId: key ? key.id : limiterName(principal),
     limitPerMinute: key?.rateLimitPerMinute ?? product.rateLimitPerMinute ?? config.rateLimitPerMinuteDefault,
     limitPerDay: key?.rateLimitPerDay ?? product.rateLimitPerDay ?? config.rateLimitPerDayDefault,
     consume: true,
@@ -84,24 +106,28 @@ function limitCheck(principal: Principal, product: Product, config: Config, requ
 /**
  * Records the rate-limit headers and turns a refusing outcome into its error.
  * The object's credential state wins over a cached key row: that is how a
- * revocation takes effect on the very next request.
+ * revocation takes effect on the very next request. Such a refusal is a 401
+ * for an unauthenticated caller, so it carries no limit headers.
  */
 function applyLimitOutcome(c: Context<AppEnv>, result: LimitResult, principal: Principal): void {
-  if (result.outcome === "unenforced") {
-    c.set("rateLimitHeaders", { "X-RateLimit-Enforced": "false" });
-    return;
+  const isKey = principal.method === "api_key";
+  switch (result.outcome) {
+    case "unenforced":
+      c.set("rateLimitHeaders", { "X-RateLimit-Enforced": "false" });
+      return;
+    case "inactive":
+    case "revoked":
+      throw isKey
+        ? new GatewayError("API_KEY_INACTIVE")
+        : new GatewayError("JWT_CLAIM_INVALID", { message: "The token's subject has been deactivated" });
+    case "expired":
+      throw new GatewayError(isKey ? "API_KEY_EXPIRED" : "JWT_EXPIRED");
   }
-  const headers = rateLimitHeaders(result);
-  c.set("rateLimitHeaders", headers);
+  c.set("rateLimitHeaders", rateLimitHeaders(result));
   switch (result.outcome) {
     case "admitted":
     case "peek":
       return;
-    case "inactive":
-    case "revoked":
-      throw new GatewayError(principal.method === "api_key" ? "API_KEY_INACTIVE" : "JWT_CLAIM_INVALID");
-    case "expired":
-      throw new GatewayError(principal.method === "api_key" ? "API_KEY_EXPIRED" : "JWT_EXPIRED");
     case "rate_limited":
       throw new GatewayError("RATE_LIMIT_EXCEEDED", { headers: { "Retry-After": String(result.minute.resetSeconds) } });
     case "daily_quota_exceeded":
