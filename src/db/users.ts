@@ -1,0 +1,86 @@
+import { parseJsonList } from "./json";
+
+export type UserRole = "user" | "admin";
+
+/** A users row, in camelCase with its lists parsed. `passwordHash` never leaves the server. */
+export interface UserRecord {
+  id: string;
+  email: string;
+  passwordHash: string;
+  role: UserRole;
+  products: string[];
+  scopes: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface UserRow {
+  id: string;
+  email: string;
+  password_hash: string;
+  role: UserRole;
+  products: string;
+  scopes: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export function rowToUser(row: UserRow): UserRecord {
+  return {
+    id: row.id,
+    email: row.email,
+    passwordHash: row.password_hash,
+    role: row.role,
+    products: parseJsonList(row.products),
+    scopes: parseJsonList(row.scopes),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** Login's lookup; case-insensitive through the column's NOCASE collation and the users_email index. */
+export async function findUserByEmail(db: D1Database, email: string): Promise<UserRecord | undefined> {
+  const row = await db.prepare("SELECT * FROM users WHERE email = ?").bind(email).first<UserRow>();
+  return row ? rowToUser(row) : undefined;
+}
+
+export async function getUser(db: D1Database, id: string): Promise<UserRecord | undefined> {
+  const row = await db.prepare("SELECT * FROM users WHERE id = ?").bind(id).first<UserRow>();
+  return row ? rowToUser(row) : undefined;
+}
+
+export function insertUserStatement(db: D1Database, user: UserRecord): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO users (id, email, password_hash, role, products, scopes, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(
+      user.id,
+      user.email,
+      user.passwordHash,
+      user.role,
+      JSON.stringify(user.products),
+      JSON.stringify(user.scopes),
+      user.createdAt,
+      user.updatedAt,
+    );
+}
+
+// ---- Admin users API ----
+
+/** Oldest first, so a listing is stable as users are added. */
+export async function listUsers(db: D1Database): Promise<UserRecord[]> {
+  const { results } = await db.prepare("SELECT * FROM users ORDER BY created_at, id").all<UserRow>();
+  return results.map(rowToUser);
+}
+
+export function updateUserStatement(db: D1Database, user: UserRecord): D1PreparedStatement {
+  return db
+    .prepare("UPDATE users SET email = ?, password_hash = ?, role = ?, products = ?, scopes = ?, updated_at = ? WHERE id = ?")
+    .bind(user.email, user.passwordHash, user.role, JSON.stringify(user.products), JSON.stringify(user.scopes), user.updatedAt, user.id);
+}
+
+export function deleteUserStatement(db: D1Database, id: string): D1PreparedStatement {
+  return db.prepare("DELETE FROM users WHERE id = ?").bind(id);
+}

@@ -1,0 +1,239 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from "jose";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { app } from "../../src/app";
+import { throttleName } from "../../src/limits/auth-throttle";
+import { call, createKey, createProduct, GATEWAY, json, ORIGIN } from "../helpers/harness";
+import { b64url, nowSeconds, signToken, uniqueSubject } from "../helpers/jwt";
+import { storedCounters } from "../helpers/limiter";
+import { echo, stubOrigin } from "../helpers/origin";
+
+/**
+ * SPEC sections 1, 3, 5 and 6 for JWTs through the gateway: JWT principals
+ * reach products the way keys do (auth methods, products, scope rules,
+ * per-subject limits, identity headers), and every refused token is a 401
+ * that reaches no origin and counts nothing.
+ */
+
+let origin: ReturnType<typeof stubOrigin>;
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+function randomIp(): string {
+  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
+  return `10.${a}.${b}.${c}`;
+}
+
+function bearer(token: string, ip = randomIp()): RequestInit {
+  return { headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": ip } };
+}
+
+/** Calls that reached the product's origin (the stub may also answer a JWKS URL). */
+const originCalls = () => origin.received.filter((request) => request.url.startsWith(ORIGIN));
+
+describe("JWT principals on product calls", () => {
+  it("forwards a call with a keygate JWT, naming the subject and scopes to the origin and injecting authMethod jwt", async () => {
+    origin = stubOrigin();
+    const product = await createProduct();
+    const subject = uniqueSubject();
+    const response = await call(`${product.pathPrefix}/hello`, bearer(await signToken({ sub: subject, scope: "read write", products: [product.slug] })));
+    const body = await json(response);
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect(response.headers.get("X-Auth-Method")).toBe("jwt");
+    expect(body.authMethod).toBe("jwt");
+    expect(response.headers.get("X-RateLimit-Limit")).toBe("60");
+    expect(response.headers.get("X-RateLimit-Remaining")).toBe("59");
+    expect(originCalls()).toHaveLength(1);
+    const sent = originCalls()[0]!.headers;
+    expect(sent.get("x-auth-method")).toBe("jwt");
+    expect(sent.get("x-auth-subject")).toBe(subject);
+    expect(sent.get("x-auth-scopes")).toBe("read write");
+    expect(sent.get("x-auth-product")).toBe(product.slug);
+    expect(sent.get("x-auth-key-id")).toBeNull();
+    expect(sent.get("authorization"), "the token stays at the edge").toBeNull();
+  });
+
+  it("accepts a third party's HS256 token on every product that allows JWTs", async () => {
+    origin = stubOrigin();
+    const product = await createProduct();
+    const response = await call(`${product.pathPrefix}/x`, bearer(await signToken({ scp: ["read"] }, { alg: "HS256" })));
+    expect(response.status, await response.clone().text()).toBe(200);
+    expect(originCalls()[0]!.headers.get("x-auth-scopes")).toBe("read");
+  });
+
+  it("refuses a JWT with 403 AUTH_METHOD_NOT_ALLOWED on a product that accepts only API keys, which still accepts a key", async () => {
+    origin = stubOrigin();
+    const product = await createProduct({ authMethods: ["api_key"] });
+    const refused = await call(`${product.pathPrefix}/x`, bearer(await signToken({ products: ["*"] })));
+    const body = await json(refused);
+    expect(refused.status, JSON.stringify(body)).toBe(403);
+    expect(body.code).toBe("AUTH_METHOD_NOT_ALLOWED");
+    expect(originCalls()).toHaveLength(0);
+    const { key } = await createKey();
+    expect((await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": key } })).status).toBe(200);
+  });
+
+  it("refuses a keygate token whose products claim lacks the product with 403, consuming no quota", async () => {
+    origin = stubOrigin();
+    const product = await createProduct();
+    const subject = uniqueSubject();
+    const response = await call(`${product.pathPrefix}/x`, bearer(await signToken({ sub: subject, products: ["some-other-product"] })));
+    const body = await json(response);
+    expect(response.status, JSON.stringify(body)).toBe(403);
+    expect(body.code).toBe("API_KEY_PRODUCT_FORBIDDEN");
+    expect(response.headers.get("X-RateLimit-Remaining")).toBe("60");
+    expect(originCalls()).toHaveLength(0);
+    expect((await storedCounters(`sub:${subject}`)).minute?.count ?? 0).toBe(0);
+  });
+
+  describe("scope rules", () => {
+    const rules = [{ method: "POST", path: "/orders/**", scope: "orders:write" }];
+
+    it("refuses a token without the scope a rule requires with 403 JWT_SCOPE_MISSING naming it", async () => {
+      origin = stubOrigin();
+      const product = await createProduct({ scopeRules: rules });
+      const token = await signToken({ scope: "orders:read", products: ["*"] });
+      const refused = await call(`${product.pathPrefix}/orders/7`, { ...bearer(token), method: "POST", body: "{}" });
+      const body = await json(refused);
+      expect(refused.status, JSON.stringify(body)).toBe(403);
+      expect(body).toMatchObject({ code: "JWT_SCOPE_MISSING", requiredScope: "orders:write" });
+      expect(originCalls()).toHaveLength(0);
+      expect((await call(`${product.pathPrefix}/orders/7`, bearer(token))).status, "GET needs no scope").toBe(200);
+    });
+
+    it.each<[string, JWTPayload]>([
+      ["a space-separated scope claim", { scope: "orders:read orders:write" }],
+      ["an scp array with a wildcard", { scp: ["orders:*"] }],
+      ["a scopes array", { scopes: ["orders:write"] }],
+    ])("admits a token whose %s grants the required scope", async (_label, claims) => {
+      origin = stubOrigin();
+      const product = await createProduct({ scopeRules: rules });
+      const response = await call(`${product.pathPrefix}/orders/7`, { ...bearer(await signToken({ ...claims, products: ["*"] })), method: "POST", body: "{}" });
+      expect(response.status, await response.clone().text()).toBe(200);
+    });
+
+    it("narrows a third party's token, which reaches all products, by the scope rules", async () => {
+      origin = stubOrigin();
+      const product = await createProduct({ scopeRules: rules });
+      const response = await call(`${product.pathPrefix}/orders/7`, { ...bearer(await signToken({}, { alg: "HS256" })), method: "POST", body: "{}" });
+      expect(response.status).toBe(403);
+      expect((await json(response)).code).toBe("JWT_SCOPE_MISSING");
+    });
+  });
+
+  it("counts a subject's calls in its own object across tokens, and refuses the call past the minute limit", async () => {
+    origin = stubOrigin();
+    const product = await createProduct({ rateLimitPerMinute: 2 });
+    const subject = uniqueSubject();
+    for (const expectedRemaining of ["1", "0"]) {
+      const response = await call(`${product.pathPrefix}/x`, bearer(await signToken({ sub: subject, products: ["*"] })));
+      expect(response.status, await response.clone().text()).toBe(200);
+      expect(response.headers.get("X-RateLimit-Remaining")).toBe(expectedRemaining);
+    }
+    const limited = await call(`${product.pathPrefix}/x`, bearer(await signToken({ sub: subject, products: ["*"] })));
+    const body = await json(limited);
+    expect(limited.status, JSON.stringify(body)).toBe(429);
+    expect(body.code).toBe("RATE_LIMIT_EXCEEDED");
+    expect(Number(limited.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect((await storedCounters(`sub:${subject}`)).minute?.count).toBe(2);
+
+    const other = await call(`${product.pathPrefix}/x`, bearer(await signToken({ products: ["*"] })));
+    expect(other.status, "another subject has its own limits").toBe(200);
+    expect(originCalls()).toHaveLength(3);
+  });
+});
+
+describe("refused tokens through the gateway", () => {
+  const subject = "attacker-subject";
+  const valid = { sub: subject, products: ["*"] };
+
+  it.each<[string, () => Promise<string>, string]>([
+    ['alg "none"', async () => new UnsecuredJWT({ ...valid, iss: "keygate", aud: "keygate", exp: nowSeconds() + 60 }).encode(), "JWT_ALG_NOT_ALLOWED"],
+    ["an expired token", () => signToken({ ...valid, exp: nowSeconds() - 120 }), "JWT_EXPIRED"],
+    ["a token not yet valid", () => signToken({ ...valid, nbf: nowSeconds() + 600 }), "JWT_NOT_YET_VALID"],
+    ["a wrong issuer", () => signToken({ ...valid, iss: "https://evil.example" }), "JWT_CLAIM_INVALID"],
+    ["a wrong audience", () => signToken({ ...valid, aud: "elsewhere" }), "JWT_CLAIM_INVALID"],
+    ["a token without exp", () => signToken({ ...valid, exp: undefined }), "JWT_CLAIM_INVALID"],
+    ["an unknown kid", () => signToken(valid, { header: { kid: "unknown-key" } }), "JWT_KEY_NOT_FOUND"],
+    [
+      "a tampered payload",
+      async () => {
+        const [header, , signature] = (await signToken(valid)).split(".");
+        return `${header}.${b64url({ ...valid, role: "admin", iss: "keygate", aud: "keygate", exp: nowSeconds() + 60 })}.${signature}`;
+      },
+      "JWT_SIGNATURE_INVALID",
+    ],
+    ["a token over 8 KiB", () => signToken({ ...valid, pad: "x".repeat(8192) }), "JWT_MALFORMED"],
+    ["a two-part token", async () => (await signToken(valid)).split(".").slice(0, 2).join("."), "JWT_MALFORMED"],
+    ["garbage", async () => "definitely-not-a-jwt", "JWT_MALFORMED"],
+  ])("answers %s with 401 %s, reaching no origin and counting nothing", async (_label, mint, code) => {
+    origin = stubOrigin();
+    const product = await createProduct();
+    const response = await call(`${product.pathPrefix}/x`, bearer(await mint()));
+    const text = await response.text();
+    expect(response.status, text).toBe(401);
+    expect(JSON.parse(text)).toMatchObject({ error: "Unauthorized", code });
+    expect(response.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
+    expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(response.headers.get("X-RateLimit-Limit"), "no principal, no limits").toBeNull();
+    expect(originCalls()).toHaveLength(0);
+    expect(await storedCounters(`sub:${subject}`)).toEqual({});
+  });
+
+  it("counts a refused JWT as a failed authentication of the client address", async () => {
+    origin = stubOrigin();
+    const product = await createProduct();
+    const ip = randomIp();
+    await call(`${product.pathPrefix}/x`, bearer(await signToken({ exp: nowSeconds() - 120 }), ip));
+    expect((await storedCounters(throttleName(ip)!)).auth_failures?.count).toBe(1);
+  });
+});
+
+describe("third-party tokens from a remote JWKS", () => {
+  /** The app with JWKS_URL set, as a deployment with a third-party issuer runs it. */
+  async function callWithJwks(jwksUrl: string, path: string, init: RequestInit): Promise<Response> {
+    const ctx = createExecutionContext();
+    const response = await app.fetch(new Request(`${GATEWAY}${path}`, init), { ...env, JWKS_URL: jwksUrl }, ctx);
+    await waitOnExecutionContext(ctx);
+    return response;
+  }
+
+  async function issuer() {
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    const kid = `idp-${crypto.randomUUID().slice(0, 8)}`;
+    const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
+    const url = `https://idp-${crypto.randomUUID().slice(0, 8)}.test/jwks.json`;
+    const token = await new SignJWT({ sub: uniqueSubject("idp"), scope: "read", iss: "keygate", aud: "keygate", exp: nowSeconds() + 300 })
+      .setProtectedHeader({ alg: "ES256", kid })
+      .sign(privateKey);
+    return { jwk, url, token };
+  }
+
+  it("forwards a call with a token signed by a key from JWKS_URL", async () => {
+    const idp = await issuer();
+    origin = stubOrigin((request) => (request.url === idp.url ? Response.json({ keys: [idp.jwk] }) : echo(request)));
+    const product = await createProduct();
+    const response = await callWithJwks(idp.url, `${product.pathPrefix}/x`, bearer(idp.token));
+    const body = await json(response);
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect(body.authMethod).toBe("jwt");
+    expect(originCalls()).toHaveLength(1);
+    expect(originCalls()[0]!.headers.get("x-auth-scopes")).toBe("read");
+  });
+
+  it("answers 503 AUTH_BACKEND_UNAVAILABLE without WWW-Authenticate when the JWKS cannot be fetched", async () => {
+    const idp = await issuer();
+    origin = stubOrigin((request) => (request.url === idp.url ? new Response("maintenance", { status: 503 }) : echo(request)));
+    const product = await createProduct();
+    const ip = randomIp();
+    const response = await callWithJwks(idp.url, `${product.pathPrefix}/x`, bearer(idp.token, ip));
+    const body = await json(response);
+    expect(response.status, JSON.stringify(body)).toBe(503);
+    expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
+    expect(response.headers.get("WWW-Authenticate")).toBeNull();
+    expect(origin.received.map((request) => request.url)).toEqual([idp.url]);
+    expect(await storedCounters(throttleName(ip)!), "an unjudged token is not a failed authentication").toEqual({});
+  });
+});
