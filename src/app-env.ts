@@ -16,5 +16,7 @@ export interface AppEnv {
     principal: Principal;
     /** Rate-limit headers to put on the response, error or not, once known. */
     rateLimitHeaders: Record<string, string>;
+    /** Who calls keygate's own management endpoints (middleware/caller.ts). */
+    caller: import("./middleware/caller").Caller;
   };
 }

@@ -122,3 +122,54 @@ export function insertKeyStatement(db: D1Database, key: KeyRecord): D1PreparedSt
       key.graceUntil,
     );
 }
+
+// ---- Keys API writes. Revocation is final: no statement here touches a revoked row. ----
+
+/** The editable fields of a key (name, owner, policy, status); a revoked row is left alone. */
+export function updateKeyStatement(db: D1Database, key: KeyRecord): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE api_keys SET name = ?, owner_id = ?, status = ?, updated_at = ?, expires_at = ?, rate_limit_per_minute = ?,
+         rate_limit_per_day = ?, ip_allowlist = ?, products = ?, scopes = ?
+       WHERE id = ? AND status != 'revoked'`,
+    )
+    .bind(
+      key.name,
+      key.ownerId,
+      key.status,
+      key.updatedAt,
+      key.expiresAt,
+      key.rateLimitPerMinute,
+      key.rateLimitPerDay,
+      JSON.stringify(key.ipAllowlist),
+      JSON.stringify(key.products),
+      JSON.stringify(key.scopes),
+      key.id,
+    );
+}
+
+export function revokeKeyStatement(db: D1Database, id: string, updatedAt: string): D1PreparedStatement {
+  return db
+    .prepare("UPDATE api_keys SET status = 'revoked', updated_at = ? WHERE id = ? AND status != 'revoked'")
+    .bind(updatedAt, id);
+}
+
+/** Points an active, not yet rotated key at its replacement; it keeps working until graceUntil. */
+export function markRotatedStatement(
+  db: D1Database,
+  id: string,
+  rotatedTo: string,
+  graceUntil: string,
+  updatedAt: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      "UPDATE api_keys SET rotated_to = ?, grace_until = ?, updated_at = ? WHERE id = ? AND status = 'active' AND rotated_to IS NULL",
+    )
+    .bind(rotatedTo, graceUntil, updatedAt, id);
+}
+
+/** Before a user row is deleted: their keys stay (revoked) but no longer point at them. */
+export function detachOwnerStatement(db: D1Database, ownerId: string): D1PreparedStatement {
+  return db.prepare("UPDATE api_keys SET owner_id = NULL WHERE owner_id = ?").bind(ownerId);
+}

@@ -99,3 +99,32 @@ export function insertProductStatement(db: D1Database, product: Product): D1Prep
       product.updatedAt,
     );
 }
+
+export function updateProductStatement(db: D1Database, product: Product): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE products SET name = ?, path_prefix = ?, origin_url = ?, test_origin_url = ?, strip_prefix = ?, auth_methods = ?,
+         error_format = ?, rate_limit_per_minute = ?, rate_limit_per_day = ?, inject_auth_method = ?, scope_rules = ?,
+         updated_at = ?
+       WHERE id = ?`,
+    )
+    .bind(
+      product.name,
+      product.pathPrefix,
+      product.originUrl,
+      product.testOriginUrl,
+      product.stripPrefix ? 1 : 0,
+      JSON.stringify(product.authMethods),
+      product.errorFormat,
+      product.rateLimitPerMinute,
+      product.rateLimitPerDay,
+      product.injectAuthMethod ? 1 : 0,
+      JSON.stringify(product.scopeRules),
+      product.updatedAt,
+      product.id,
+    );
+}
+
+export function deleteProductStatement(db: D1Database, id: string): D1PreparedStatement {
+  return db.prepare("DELETE FROM products WHERE id = ?").bind(id);
+}

@@ -1,5 +1,109 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
+import type { Config } from "../config";
+import { getKey, listKeys, type KeyRecord } from "../db/keys";
+import type { Product } from "../db/products";
+import { dailyUsage } from "../db/usage";
+import { GatewayError } from "../errors";
+import { readUsage } from "../limits/client";
+import { DAY_MS, windowCounts, windowStarts } from "../limits/windows";
+import { callerJson, requireAnyCaller, type Caller } from "../middleware/caller";
+import { validateQuery } from "../middleware/validate";
+import { loadProducts } from "../proxy/route-match";
+import { UsageQuerySchema } from "./schemas";
 
-// Not built yet: see the open issues. Unmatched paths fall through to product routing.
-export const usageRoutes = new Hono<AppEnv>();
+/**
+ * GET /api/v1/usage/stats: per key, this minute and today live from the key's
+ * Durable Object, and the last 30 UTC days from usage_daily (which that
+ * object's alarm keeps current). Never a scan of a request log.
+ */
+export const USAGE_DAYS = 30;
+/** The ADMIN_TOKEN owns no keys and sees all of them: the newest this many. */
+export const MAX_KEYS_PER_ANSWER = 100;
+
+/**
+ * The limits shown for a key. A key may span products, and the gateway
+ * applies key → product → global default per call; the stats show the key's
+ * own limit, else its one product's (when it names exactly one), else the
+ * global default.
+ */
+export function displayedLimits(
+  key: Pick<KeyRecord, "rateLimitPerMinute" | "rateLimitPerDay" | "products">,
+  products: readonly Product[],
+  config: Pick<Config, "rateLimitPerMinuteDefault" | "rateLimitPerDayDefault">,
+): { limitPerMinute: number; limitPerDay: number } {
+  const only = key.products.length === 1 && key.products[0] !== "*" ? products.find((p) => p.slug === key.products[0]) : undefined;
+  return {
+    limitPerMinute: key.rateLimitPerMinute ?? only?.rateLimitPerMinute ?? config.rateLimitPerMinuteDefault,
+    limitPerDay: key.rateLimitPerDay ?? only?.rateLimitPerDay ?? config.rateLimitPerDayDefault,
+  };
+}
+
+/** The UTC days (YYYY-MM-DD) of the last `count` days, oldest first, today last. */
+export function lastDays(now: number, count: number): string[] {
+  const { dayStart } = windowStarts(now);
+  return Array.from({ length: count }, (_, i) => new Date(dayStart - (count - 1 - i) * DAY_MS).toISOString().slice(0, 10));
+}
+
+/** The keys a caller's stats cover: an API key itself; a user their own; the admin token all. */
+async function keysOf(caller: Caller, db: D1Database): Promise<KeyRecord[]> {
+  if (caller.key) return [caller.key];
+  if (caller.user) return listKeys(db, caller.user.id);
+  if (caller.isAdmin) return (await listKeys(db)).slice(0, MAX_KEYS_PER_ANSWER);
+  return []; // a third party's token owns no keys
+}
+
+async function liveCounts(env: AppEnv["Bindings"], key: KeyRecord) {
+  try {
+    return await readUsage(env, `key:${key.id}`);
+  } catch (error) {
+    console.error(JSON.stringify({ event: "rate_limiter_failed", keyId: key.id, error: String(error) }));
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });
+  }
+}
+
+export const usageRoutes = new Hono<AppEnv>().get("/api/v1/usage/stats", requireAnyCaller(), validateQuery(UsageQuerySchema), async (c) => {
+  const caller = c.get("caller");
+  const config = c.get("config");
+  const { keyId } = c.req.valid("query");
+  const now = Date.now();
+
+  let keys = await keysOf(caller, c.env.DB);
+  if (keyId !== undefined) {
+    // Admins may look at any key; others only at their own. Unknown and foreign look the same.
+    const key = caller.isAdmin ? await getKey(c.env.DB, keyId) : keys.find((k) => k.id === keyId);
+    if (!key) throw new GatewayError("NOT_FOUND", { message: "No such key" });
+    keys = [key];
+  }
+
+  const days = lastDays(now, USAGE_DAYS);
+  const [products, history, live] = await Promise.all([
+    loadProducts(c.env.DB, config.keyCacheTtlSeconds, now),
+    dailyUsage(
+      c.env.DB,
+      keys.map((key) => key.id),
+      days[0]!,
+    ),
+    Promise.all(keys.map((key) => liveCounts(c.env, key))),
+  ]);
+  const counted = new Map(history.map((row) => [`${row.keyId} ${row.day}`, row.count]));
+  const today = days.at(-1);
+
+  return callerJson(c, {
+    keys: keys.map((key, i) => {
+      const { minuteUsed, dayUsed } = live[i]!;
+      const { minute, day } = windowCounts(now, displayedLimits(key, products, config), minuteUsed, dayUsed);
+      return {
+        id: key.id,
+        prefix: key.prefix,
+        minute,
+        day: { limit: day.limit, used: day.used, remaining: day.remaining },
+        // D1 trails the live count by up to a flush delay: today shows the larger.
+        last30Days: days.map((date) => {
+          const stored = counted.get(`${key.id} ${date}`) ?? 0;
+          return { date, count: date === today ? Math.max(stored, dayUsed) : stored };
+        }),
+      };
+    }),
+  });
+});

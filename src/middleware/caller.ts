@@ -1,0 +1,131 @@
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { AppEnv } from "../app-env";
+import { authenticate } from "../auth/authenticate";
+import { sha256 } from "../auth/key-format";
+import { limiterName, type Principal } from "../auth/principal";
+import type { Config } from "../config";
+import type { KeyRecord } from "../db/keys";
+import { getUser, type UserRecord } from "../db/users";
+import type { Env } from "../env";
+import { GatewayError } from "../errors";
+import { assertNotThrottled, recordingAuthFailures } from "../limits/auth-throttle";
+import { limiterStub } from "../limits/client";
+
+/**
+ * Who calls keygate's management endpoints: the ADMIN_TOKEN secret, a JWT
+ * (keygate's own users, or a third party's subject), or — for usage stats
+ * only — an API key. Resolved once per request by one of the middlewares below.
+ */
+export type CallerAuthMethod = "admin_token" | "jwt" | "api_key";
+
+export interface Caller {
+  /** Reported as `authMethod` and X-Auth-Method; "admin_token" for the ADMIN_TOKEN secret. */
+  authMethod: CallerAuthMethod;
+  isAdmin: boolean;
+  /** The keygate user behind a JWT, as stored now (role changes apply at once); else null. */
+  user: UserRecord | null;
+  /** The calling API key (authMethod "api_key"); else null. */
+  key: KeyRecord | null;
+  /** How the audit log names the caller. */
+  actor: string;
+}
+
+const ADMIN_TOKEN_CALLER: Caller = { authMethod: "admin_token", isAdmin: true, user: null, key: null, actor: "admin_token" };
+const BEARER = /^[ \t]*Bearer +([^ \t]+)[ \t]*$/i;
+
+/**
+ * Whether the Authorization header carries exactly the ADMIN_TOKEN. Both sides
+ * are hashed first so the constant-time comparison never depends on lengths.
+ * X-API-Key, when present, is used exclusively (SPEC 1.1), so it rules this out.
+ */
+async function presentsAdminToken(headers: Headers, config: Config): Promise<boolean> {
+  if (config.adminToken === undefined || headers.has("x-api-key")) return false;
+  const token = BEARER.exec(headers.get("authorization") ?? "")?.[1];
+  if (token === undefined) return false;
+  const [presented, expected] = await Promise.all([sha256(token), sha256(config.adminToken)]);
+  return crypto.subtle.timingSafeEqual(presented, expected);
+}
+
+/**
+ * An API key's Durable Object knows a revocation before any cached key row
+ * does; ask it, as the gateway does for product calls.
+ */
+async function assertKeyStateLive(env: Env, principal: Extract<Principal, { method: "api_key" }>, now: number): Promise<void> {
+  let state;
+  try {
+    state = await limiterStub(env, limiterName(principal)).getState();
+  } catch (error) {
+    console.error(JSON.stringify({ event: "rate_limiter_failed", error: String(error) }));
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });
+  }
+  if (state.status !== "active") throw new GatewayError("API_KEY_INACTIVE");
+  if (state.notAfter !== null && now >= state.notAfter) throw new GatewayError("API_KEY_EXPIRED");
+}
+
+async function callerOf(principal: Principal, c: Context<AppEnv>, now: number): Promise<Caller> {
+  if (principal.method === "api_key") {
+    await assertKeyStateLive(c.env, principal, now);
+    return { authMethod: "api_key", isAdmin: false, user: null, key: principal.key, actor: `key:${principal.key.id}` };
+  }
+  if (principal.userId === null) {
+    // A third party's token: authenticated, but no keygate user behind it.
+    return { authMethod: "jwt", isAdmin: false, user: null, key: null, actor: `sub:${principal.subject}` };
+  }
+  const user = await getUser(c.env.DB, principal.userId);
+  if (!user) throw new GatewayError("JWT_CLAIM_INVALID", { message: "The token's user no longer exists" });
+  return { authMethod: "jwt", isAdmin: user.role === "admin", user, key: null, actor: `user:${user.id}` };
+}
+
+/**
+ * As for product calls: a throttled address is refused before any lookup, and
+ * every failed attempt (a wrong admin token included) counts against it.
+ */
+export async function resolveCaller(c: Context<AppEnv>): Promise<Caller> {
+  const config = c.get("config");
+  const headers = c.req.raw.headers;
+  const ip = headers.get("cf-connecting-ip");
+  assertNotThrottled(c.env, config, ip);
+  return recordingAuthFailures(c.env, config, ip, async () => {
+    if (await presentsAdminToken(headers, config)) return ADMIN_TOKEN_CALLER;
+    const now = Date.now();
+    return callerOf(await authenticate(headers, c.env.DB, config, now), c, now);
+  });
+}
+
+type Admits = (caller: Caller) => GatewayError | undefined;
+
+function callerMiddleware(admits: Admits) {
+  return createMiddleware<AppEnv>(async function caller(c, next) {
+    const caller = await resolveCaller(c);
+    const refusal = admits(caller);
+    if (refusal) throw refusal;
+    c.set("caller", caller);
+    c.header("X-Auth-Method", caller.authMethod);
+    await next();
+  });
+}
+
+/** Admins only: ADMIN_TOKEN, or a JWT of a user whose role is admin. */
+export const requireAdmin = () =>
+  callerMiddleware((caller) =>
+    caller.isAdmin ? undefined : new GatewayError("FORBIDDEN", { message: "Only admins may do this" }),
+  );
+
+/** Someone who can own keys: a keygate user's JWT, or an admin. */
+export const requireUser = () =>
+  callerMiddleware((caller) => {
+    if (caller.isAdmin || caller.user) return undefined;
+    return new GatewayError("FORBIDDEN", {
+      message: caller.key ? "API keys cannot manage keys; sign in and use a JWT" : "This token does not belong to a keygate user",
+    });
+  });
+
+/** Any authenticated caller, API keys included. */
+export const requireAnyCaller = () => callerMiddleware(() => undefined);
+
+/** keygate's own JSON answers carry the caller's `authMethod` at the top level (SPEC 1.4). */
+export function callerJson(c: Context<AppEnv>, body: object, status: ContentfulStatusCode = 200): Response {
+  return c.json({ authMethod: c.get("caller").authMethod, ...body }, status);
+}

@@ -1,0 +1,43 @@
+import { env } from "cloudflare:workers";
+import type { UserRecord } from "../../src/db/users";
+import { call, json } from "./harness";
+import { signToken } from "./jwt";
+
+/**
+ * Calling keygate's management API as an admin (ADMIN_TOKEN), as a keygate
+ * user (a JWT signed with the gateway's own key, as /auth/login issues), or
+ * with any headers; and reading what D1 holds afterwards.
+ */
+export const adminToken = (): Record<string, string> => ({ Authorization: `Bearer ${env.ADMIN_TOKEN}` });
+
+export async function userToken(user: Pick<UserRecord, "id" | "role" | "email">): Promise<Record<string, string>> {
+  return { Authorization: `Bearer ${await signToken({ sub: user.id, role: user.role, email: user.email })}` };
+}
+
+export interface ApiAnswer {
+  status: number;
+  headers: Headers;
+  body: Record<string, any>;
+}
+
+export async function api(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<ApiAnswer> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.headers = { ...headers, "Content-Type": "application/json" };
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  const response = await call(path, init);
+  return { status: response.status, headers: response.headers, body: await json(response) };
+}
+
+export async function rowCount(table: "api_keys" | "users" | "products" | "audit_log"): Promise<number> {
+  const row = await env.DB.prepare(`SELECT count(*) AS n FROM ${table}`).first<{ n: number }>();
+  return row!.n;
+}
+
+export async function auditRows(targetId: string): Promise<{ actor: string; action: string; target_type: string; details: string | null }[]> {
+  const { results } = await env.DB.prepare("SELECT * FROM audit_log WHERE target_id = ? ORDER BY at, rowid")
+    .bind(targetId)
+    .all<{ actor: string; action: string; target_type: string; details: string | null }>();
+  return results;
+}

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import * as z from "zod";
+import { app } from "../../src/app";
+import { ERRORS } from "../../src/errors";
+import { openApiPath } from "../../src/routes/openapi";
+import { KeyCreateSchema, ProductCreateSchema, UserCreateSchema } from "../../src/routes/schemas";
+import { call, json } from "../helpers/harness";
+
+async function fetchDocument(): Promise<Record<string, any>> {
+  const response = await call("/openapi.json");
+  expect(response.status).toBe(200);
+  expect(response.headers.get("content-type")).toContain("application/json");
+  return json(response);
+}
+
+/** Every own route as "METHOD /path": app.routes minus middleware (method ALL) and the product catch-all. */
+function ownRoutes(): string[] {
+  const routes = app.routes.filter((route) => route.method !== "ALL" && route.path !== "*" && route.path !== "/*");
+  return [...new Set(routes.map((route) => `${route.method} ${openApiPath(route.path)}`))];
+}
+
+describe("GET /openapi.json", () => {
+  it("is an OpenAPI 3.1 document served to anyone", async () => {
+    const document = await fetchDocument();
+    expect(document.openapi).toBe("3.1.0");
+    expect(document.info.title).toBe("keygate");
+  });
+
+  it("documents every own route with its method", async () => {
+    const document = await fetchDocument();
+    const routes = ownRoutes();
+    expect(routes.length).toBeGreaterThanOrEqual(20);
+    const missing = routes.filter((route) => {
+      const [method, path] = route.split(" ") as [string, string];
+      return document.paths[path]?.[method.toLowerCase()] === undefined;
+    });
+    expect(missing).toEqual([]);
+  });
+
+  it("request bodies are the very schemas the handlers validate with", async () => {
+    const document = await fetchDocument();
+    const body = (path: string) => document.paths[path].post.requestBody.content["application/json"].schema;
+    const expected = (schema: z.ZodType) => {
+      const { $schema: _, ...rest } = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+      return rest;
+    };
+    expect(body("/api/v1/keys")).toEqual(expected(KeyCreateSchema));
+    expect(body("/api/v1/admin/products")).toEqual(expected(ProductCreateSchema));
+    expect(body("/api/v1/admin/users")).toEqual(expected(UserCreateSchema));
+    // Strict objects: unknown fields are refused, and the document says so.
+    expect(body("/api/v1/keys").additionalProperties).toBe(false);
+    expect(body("/api/v1/keys").required).toEqual(["name"]);
+  });
+
+  it("error responses come from the error catalogue", async () => {
+    const document = await fetchDocument();
+    expect(document.components.schemas.Error.properties.code.enum).toEqual(Object.keys(ERRORS));
+    const create = document.paths["/api/v1/keys"].post.responses;
+    const codesOf = (status: string) => create[status].content["application/json"].schema.allOf[1].properties.code.enum;
+    expect(codesOf("401")).toEqual(expect.arrayContaining(["AUTH_MISSING", "API_KEY_HASH_MISMATCH", "JWT_EXPIRED"]));
+    expect(codesOf("400")).toEqual(["VALIDATION_FAILED"]);
+    expect(codesOf("403")).toEqual(["FORBIDDEN"]);
+    for (const [status, response] of Object.entries<Record<string, any>>(create)) {
+      if (status.startsWith("2")) continue;
+      for (const code of response.content["application/json"].schema.allOf[1].properties.code.enum) {
+        expect(String(ERRORS[code as keyof typeof ERRORS].status), `${code} under ${status}`).toBe(status);
+      }
+    }
+    expect(create["201"].content["application/json"].schema.required).toContain("key");
+  });
+});
