@@ -1,0 +1,106 @@
+// keygate's JSON API, spoken with the JWT from POST /auth/login. The token lives
+// in sessionStorage (gone when the tab closes), never in localStorage.
+
+const TOKEN_KEY = "keygate.token";
+
+/** An API refusal in words a person can act on: the server's message and hint. */
+export class ApiError extends Error {
+  /** @param {number} status @param {{code?: string, message?: string, hint?: string}} body */
+  constructor(status, body) {
+    super(body.message || `The request failed (HTTP ${status})`);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = body.code ?? "";
+    this.hint = body.hint ?? "";
+  }
+}
+
+/** @returns {string | null} */
+export function storedToken() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) return null;
+  const claims = decodeClaims(token);
+  if (!claims || (typeof claims.exp === "number" && claims.exp * 1000 <= Date.now())) {
+    forgetToken();
+    return null;
+  }
+  return token;
+}
+
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/**
+ * The token's payload, for display only: the server verifies it on every call.
+ * @param {string} token @returns {Record<string, any> | null}
+ */
+export function decodeClaims(token) {
+  const payload = token.split(".")[1];
+  if (!payload) return null;
+  try {
+    const base64 = payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "=");
+    const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string} email @param {string} password @returns {Promise<string>} the token */
+export async function signIn(email, password) {
+  const body = await send("POST", "/auth/login", { email, password }, null);
+  sessionStorage.setItem(TOKEN_KEY, body.token);
+  return body.token;
+}
+
+/**
+ * One call to keygate; resolves to the JSON body or rejects with an ApiError.
+ * @param {string} method @param {string} path @param {unknown} [payload] @param {string | null} [token]
+ */
+export async function send(method, path, payload, token = storedToken()) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: payload === undefined ? undefined : JSON.stringify(payload),
+      credentials: "omit",
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, { message: "keygate could not be reached", hint: "Check your connection and try again" });
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    // Compact-format errors carry only `error`; detailed ones message and hint.
+    throw new ApiError(response.status, { ...body, message: body.message ?? body.error });
+  }
+  return body;
+}
+
+export const api = {
+  listKeys: () => send("GET", "/api/v1/keys"),
+  createKey: (fields) => send("POST", "/api/v1/keys", fields),
+  updateKey: (id, fields) => send("PATCH", `/api/v1/keys/${encodeURIComponent(id)}`, fields),
+  revokeKey: (id) => send("DELETE", `/api/v1/keys/${encodeURIComponent(id)}`),
+  rotateKey: (id, gracePeriodSeconds) =>
+    send("POST", `/api/v1/keys/${encodeURIComponent(id)}/rotate`, { gracePeriodSeconds }),
+  usage: () => send("GET", "/api/v1/usage/stats"),
+  listProducts: () => send("GET", "/api/v1/admin/products"),
+  createProduct: (fields) => send("POST", "/api/v1/admin/products", fields),
+  listUsers: () => send("GET", "/api/v1/admin/users"),
+  createUser: (fields) => send("POST", "/api/v1/admin/users", fields),
+  audit: () => send("GET", "/api/v1/admin/audit"),
+};
+
+/**
+ * The list in a list answer: `{keys: [...]}`, `{users: [...]}`, `{products: [...]}`, `{entries: [...]}`.
+ * @param {any} body @param {string} name @returns {any[]}
+ */
+export function listOf(body, name) {
+  return Array.isArray(body?.[name]) ? body[name] : [];
+}

@@ -1,0 +1,488 @@
+// The keygate dashboard: sign in, manage keys, read usage; admins also manage
+// products and users and read the audit log. It speaks only keygate's JSON API.
+import { api, ApiError, decodeClaims, forgetToken, listOf, signIn, storedToken } from "./api.js";
+import { fillDays, usageChart } from "./chart.js";
+import { byId, cell, el, isoToLocalInput, localInputToIso, optionalNumber, when, words } from "./dom.js";
+
+/** What the page knows; rebuilt from the API, never persisted. */
+const state = {
+  /** @type {Record<string, any> | null} */ claims: null,
+  /** @type {any[]} */ keys: [],
+  /** @type {Map<string, any>} usage per key id */ usage: new Map(),
+  /** @type {any | null} the key a dialog is acting on */ target: null,
+};
+
+const isAdmin = () => state.claims?.role === "admin";
+
+// ---- messages -------------------------------------------------------------
+
+/** Show an API refusal as the server's message and hint, never as raw JSON. @param {unknown} error */
+function showError(error) {
+  const known = error instanceof ApiError;
+  byId("error-message").textContent = known ? error.message : "Something went wrong in the page.";
+  byId("error-hint").textContent = known ? error.hint : "Reload the page and try again.";
+  byId("error").hidden = false;
+  byId("status").hidden = true;
+  if (!known) console.error(error);
+}
+
+function clearMessages() {
+  byId("error").hidden = true;
+  byId("status").hidden = true;
+}
+
+/** @param {string} text */
+function showStatus(text) {
+  byId("status").textContent = text;
+  byId("status").hidden = false;
+}
+
+/** Run a user action: clear old messages, report failures, sign out on a dead session. @param {() => Promise<void>} action */
+async function run(action) {
+  clearMessages();
+  try {
+    await action();
+  } catch (error) {
+    if (!endsSession(error)) return showError(error);
+    signOut();
+    showError(new ApiError(401, { message: "Your session has ended", hint: "Sign in again to continue" }));
+  }
+}
+
+/** A refused or expired token (expiry also drops it before sending: AUTH_MISSING). @param {unknown} error */
+function endsSession(error) {
+  return error instanceof ApiError && error.status === 401 && (error.code.startsWith("JWT_") || error.code === "AUTH_MISSING");
+}
+
+// ---- session --------------------------------------------------------------
+
+function showSignedIn() {
+  const token = storedToken();
+  state.claims = token ? decodeClaims(token) : null;
+  const signedIn = state.claims !== null;
+  byId("login-view").hidden = signedIn;
+  byId("app-view").hidden = !signedIn;
+  byId("who").hidden = !signedIn;
+  document.body.classList.toggle("is-admin", isAdmin());
+  if (!signedIn) return;
+  byId("who-email").textContent = state.claims?.email ?? state.claims?.sub ?? "";
+  byId("who-role").textContent = state.claims?.role ?? "user";
+  selectTab("keys");
+}
+
+function signOut() {
+  forgetToken();
+  state.keys = [];
+  state.usage.clear();
+  for (const body of ["keys-body", "products-body", "users-body", "audit-body"]) byId(body).replaceChildren();
+  showSignedIn();
+}
+
+byId("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = /** @type {HTMLFormElement} */ (event.currentTarget);
+  const data = new FormData(form);
+  run(async () => {
+    await signIn(String(data.get("email")), String(data.get("password")));
+    form.reset();
+    showSignedIn();
+  });
+});
+
+byId("sign-out").addEventListener("click", () => {
+  clearMessages();
+  signOut();
+});
+byId("error-dismiss").addEventListener("click", clearMessages);
+
+// ---- tabs -----------------------------------------------------------------
+
+const TAB_LOADERS = {
+  keys: loadKeys,
+  usage: loadUsage,
+  products: loadProducts,
+  users: loadUsers,
+  audit: loadAudit,
+};
+
+/** @param {keyof typeof TAB_LOADERS} name */
+function selectTab(name) {
+  for (const button of byId("tabs").querySelectorAll("button")) {
+    if (button.dataset.tab === name) button.setAttribute("aria-current", "page");
+    else button.removeAttribute("aria-current");
+  }
+  for (const tab of Object.keys(TAB_LOADERS)) byId(`tab-${tab}`).hidden = tab !== name;
+  run(TAB_LOADERS[name]);
+}
+
+byId("tabs").addEventListener("click", (event) => {
+  const button = /** @type {HTMLElement} */ (event.target).closest("button[data-tab]");
+  if (button) selectTab(/** @type {keyof typeof TAB_LOADERS} */ (button.dataset.tab));
+});
+
+// ---- keys -----------------------------------------------------------------
+
+async function loadKeys() {
+  const [keys, usage] = await Promise.all([api.listKeys(), api.usage().catch(() => null)]);
+  state.keys = listOf(keys, "keys");
+  state.usage = new Map(listOf(usage, "keys").map((entry) => [entry.id, entry]));
+  renderKeys();
+}
+
+/** Effective limits from usage stats when known, else the key's own settings. */
+function limitsText(key) {
+  const usage = state.usage.get(key.id);
+  const minute = usage?.minute?.limit ?? key.rateLimitPerMinute ?? "default";
+  const day = usage?.day?.limit ?? key.rateLimitPerDay ?? "default";
+  return `${minute}/min · ${day}/day`;
+}
+
+function todayText(key) {
+  const day = state.usage.get(key.id)?.day;
+  return day ? `${day.used} / ${day.limit}` : "—";
+}
+
+function keyActions(key) {
+  const live = key.status !== "revoked";
+  // A key is rotated once; its replacement is the one to rotate next.
+  const rotatable = key.status === "active" && !key.rotatedTo;
+  return el(
+    "div",
+    { class: "row-actions" },
+    rotatable ? el("button", { type: "button", "data-action": "rotate", "data-id": key.id }, "Rotate") : null,
+    live ? el("button", { type: "button", "data-action": "edit", "data-id": key.id }, "Edit") : null,
+    live ? el("button", { type: "button", class: "danger", "data-action": "revoke", "data-id": key.id }, "Revoke") : null,
+  );
+}
+
+function renderKeys() {
+  const rows = state.keys.map((key) =>
+    el(
+      "tr",
+      { "data-key-id": key.id, "data-prefix": key.prefix, class: `status-${key.status}` },
+      cell("Prefix", el("code", {}, key.prefix)),
+      cell("Name", key.name),
+      cell("Env", key.env ?? "—"),
+      cell("Status", el("span", { class: `badge ${key.status}` }, key.status)),
+      cell("Created", when(key.createdAt)),
+      cell("Last used", when(key.lastUsedAt)),
+      cell("Expires", key.graceUntil && key.rotatedTo ? el("span", {}, "grace until ", when(key.graceUntil)) : when(key.expiresAt)),
+      cell("Limits", limitsText(key)),
+      cell("Today", todayText(key)),
+      cell("Actions", keyActions(key)),
+    ),
+  );
+  byId("keys-body").replaceChildren(...rows);
+  byId("keys-empty").hidden = rows.length > 0;
+  byId("keys-table").hidden = rows.length === 0;
+}
+
+byId("keys-refresh").addEventListener("click", () => run(loadKeys));
+
+byId("create-key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = /** @type {HTMLFormElement} */ (event.currentTarget);
+  const data = new FormData(form);
+  const fields = { name: String(data.get("name")).trim(), format: String(data.get("format")) };
+  if (fields.format === "ilal") fields.env = String(data.get("env"));
+  const expiresAt = localInputToIso(String(data.get("expiresAt")));
+  if (expiresAt) fields.expiresAt = expiresAt;
+  run(async () => {
+    const created = await api.createKey(fields);
+    form.reset();
+    form.elements.env.disabled = false;
+    revealSecret(created, `Key “${created.name ?? fields.name}” created.`);
+    await loadKeys();
+  });
+});
+
+// Only ilal keys carry an environment: the choice is moot for ila.
+byId("create-key-form").elements.format.addEventListener("change", (event) => {
+  byId("create-key-form").elements.env.disabled = event.target.value !== "ilal";
+});
+
+byId("keys-body").addEventListener("click", (event) => {
+  const button = /** @type {HTMLElement} */ (event.target).closest("button[data-action]");
+  if (!button) return;
+  state.target = state.keys.find((key) => key.id === button.dataset.id) ?? null;
+  if (!state.target) return;
+  if (button.dataset.action === "rotate") openRotate();
+  if (button.dataset.action === "revoke") openRevoke();
+  if (button.dataset.action === "edit") openEdit();
+});
+
+/** @param {HTMLDialogElement} dialog */
+function open(dialog) {
+  dialog.returnValue = "";
+  dialog.showModal();
+}
+
+function openRotate() {
+  byId("rotate-prefix").textContent = state.target.prefix;
+  byId("rotate-form").reset();
+  open(byId("rotate-dialog"));
+}
+
+byId("rotate-dialog").addEventListener("close", () => {
+  const dialog = byId("rotate-dialog");
+  if (dialog.returnValue !== "confirm" || !state.target) return;
+  const key = state.target;
+  const grace = Number(new FormData(byId("rotate-form")).get("gracePeriodSeconds"));
+  run(async () => {
+    const rotated = await api.rotateKey(key.id, grace);
+    const until = new Date(rotated.graceUntil).toLocaleString();
+    revealSecret(rotated, grace > 0 ? `Key ${key.prefix} rotated; the old key works until ${until}.` : `Key ${key.prefix} rotated; the old key has stopped working.`);
+    await loadKeys();
+  });
+});
+
+function openRevoke() {
+  byId("revoke-prefix").textContent = state.target.prefix;
+  open(byId("revoke-dialog"));
+}
+
+byId("revoke-dialog").addEventListener("close", () => {
+  if (byId("revoke-dialog").returnValue !== "confirm" || !state.target) return;
+  const key = state.target;
+  run(async () => {
+    await api.revokeKey(key.id);
+    await loadKeys();
+    showStatus(`Key ${key.prefix} revoked.`);
+  });
+});
+
+function openEdit() {
+  const key = state.target;
+  const form = byId("edit-form");
+  byId("edit-prefix").textContent = key.prefix;
+  form.elements.name.value = key.name;
+  form.elements.status.value = key.status;
+  form.elements.expiresAt.value = isoToLocalInput(key.expiresAt);
+  form.elements.rateLimitPerMinute.value = key.rateLimitPerMinute ?? "";
+  form.elements.rateLimitPerDay.value = key.rateLimitPerDay ?? "";
+  form.elements.ipAllowlist.value = (key.ipAllowlist ?? []).join("\n");
+  form.elements.scopes.value = (key.scopes ?? []).join(" ");
+  form.elements.products.value = (key.products ?? []).join(" ");
+  open(byId("edit-dialog"));
+}
+
+/** Only the fields that changed, so a user's edit never touches admin-only settings. */
+function editedFields(key, form) {
+  const proposed = {
+    name: form.elements.name.value.trim(),
+    status: form.elements.status.value,
+    expiresAt: localInputToIso(form.elements.expiresAt.value),
+  };
+  if (isAdmin()) {
+    Object.assign(proposed, {
+      rateLimitPerMinute: optionalNumber(form.elements.rateLimitPerMinute.value),
+      rateLimitPerDay: optionalNumber(form.elements.rateLimitPerDay.value),
+      ipAllowlist: words(form.elements.ipAllowlist.value),
+      scopes: words(form.elements.scopes.value),
+      products: words(form.elements.products.value),
+    });
+  }
+  // The form shows minutes; an untouched expiry must not be rewritten without its seconds.
+  if (isoToLocalInput(key.expiresAt) === form.elements.expiresAt.value) delete proposed.expiresAt;
+  return Object.fromEntries(
+    Object.entries(proposed).filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(key[name] ?? null)),
+  );
+}
+
+byId("edit-dialog").addEventListener("close", () => {
+  if (byId("edit-dialog").returnValue !== "confirm" || !state.target) return;
+  const key = state.target;
+  const fields = editedFields(key, byId("edit-form"));
+  if (Object.keys(fields).length === 0) return;
+  run(async () => {
+    await api.updateKey(key.id, fields);
+    await loadKeys();
+    showStatus(`Key ${key.prefix} saved.`);
+  });
+});
+
+// ---- the plaintext key, shown once ------------------------------------------
+
+/**
+ * Show a new key's plaintext until the dialog closes; then it is wiped from the
+ * DOM and from memory. It is never logged or stored.
+ */
+function revealSecret(result, message) {
+  byId("secret-value").textContent = result.key;
+  // The dialog's text node is now the only holder of the plaintext.
+  delete result.key;
+  byId("secret-meta").textContent = message;
+  byId("secret-copy").textContent = "Copy";
+  open(byId("secret-dialog"));
+}
+
+byId("secret-copy").addEventListener("click", async () => {
+  const button = byId("secret-copy");
+  try {
+    await navigator.clipboard.writeText(byId("secret-value").textContent);
+    button.textContent = "Copied";
+  } catch {
+    // No clipboard permission: select the text so the user can copy it by hand.
+    getSelection()?.selectAllChildren(byId("secret-value"));
+    button.textContent = "Select and copy by hand";
+  }
+});
+
+function wipeSecret() {
+  byId("secret-value").textContent = "";
+  byId("secret-meta").textContent = "";
+  getSelection()?.removeAllRanges();
+}
+
+// Wipe before closing: the close event comes a task later. Escape closes too.
+byId("secret-done").addEventListener("click", () => {
+  wipeSecret();
+  byId("secret-dialog").close();
+});
+byId("secret-dialog").addEventListener("close", wipeSecret);
+
+// ---- usage ------------------------------------------------------------------
+
+async function loadUsage() {
+  const usage = await api.usage();
+  const entries = listOf(usage, "keys");
+  state.usage = new Map(entries.map((entry) => [entry.id, entry]));
+  const select = byId("usage-key");
+  const previous = select.value;
+  select.replaceChildren(...entries.map((entry) => el("option", { value: entry.id }, entry.prefix)));
+  if (entries.some((entry) => entry.id === previous)) select.value = previous;
+  byId("usage-empty").hidden = entries.length > 0;
+  byId("usage-detail").hidden = entries.length === 0;
+  renderUsage();
+}
+
+function renderUsage() {
+  const entry = state.usage.get(byId("usage-key").value);
+  if (!entry) return;
+  renderMeter("minute", entry.minute, `resets in ${entry.minute.resetSeconds ?? "?"} s`);
+  renderMeter("day", entry.day, "resets at 00:00 UTC");
+  byId("usage-chart").replaceChildren(usageChart(fillDays(entry.last30Days ?? [])));
+}
+
+/** @param {"minute" | "day"} name @param {{limit: number, used: number, remaining: number}} window @param {string} note */
+function renderMeter(name, window, note) {
+  const meter = byId(`${name}-meter`);
+  meter.max = window.limit;
+  meter.high = window.limit * 0.8;
+  meter.value = window.used;
+  byId(`${name}-text`).textContent = `${window.used} of ${window.limit} used, ${window.remaining} left; ${note}`;
+}
+
+byId("usage-key").addEventListener("change", renderUsage);
+
+// ---- admin: products, users, audit ------------------------------------------
+
+async function loadProducts() {
+  const products = listOf(await api.listProducts(), "products");
+  byId("products-body").replaceChildren(
+    ...products.map((product) =>
+      el(
+        "tr",
+        { "data-slug": product.slug },
+        cell("Slug", el("code", {}, product.slug)),
+        cell("Name", product.name),
+        cell("Path prefix", el("code", {}, product.pathPrefix)),
+        cell("Origin", product.originUrl),
+        cell("Limits", `${product.rateLimitPerMinute ?? "default"}/min · ${product.rateLimitPerDay ?? "default"}/day`),
+        cell("Errors", product.errorFormat),
+      ),
+    ),
+  );
+}
+
+byId("create-product-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = /** @type {HTMLFormElement} */ (event.currentTarget);
+  const data = new FormData(form);
+  const fields = {
+    slug: String(data.get("slug")).trim(),
+    name: String(data.get("name")).trim(),
+    pathPrefix: String(data.get("pathPrefix")).trim(),
+    originUrl: String(data.get("originUrl")).trim(),
+    errorFormat: String(data.get("errorFormat")),
+    stripPrefix: data.get("stripPrefix") === "on",
+  };
+  const testOriginUrl = String(data.get("testOriginUrl")).trim();
+  if (testOriginUrl) fields.testOriginUrl = testOriginUrl;
+  for (const name of ["rateLimitPerMinute", "rateLimitPerDay"]) {
+    const value = optionalNumber(String(data.get(name)));
+    if (value !== null) fields[name] = value;
+  }
+  run(async () => {
+    const product = await api.createProduct(fields);
+    form.reset();
+    await loadProducts();
+    showStatus(`Product ${product.slug} created at ${product.pathPrefix}.`);
+  });
+});
+
+async function loadUsers() {
+  const users = listOf(await api.listUsers(), "users");
+  byId("users-body").replaceChildren(
+    ...users.map((user) =>
+      el(
+        "tr",
+        { "data-email": user.email },
+        cell("Email", user.email),
+        cell("Role", el("span", { class: `badge ${user.role}` }, user.role)),
+        cell("Products", (user.products ?? []).join(" ")),
+        cell("Scopes", (user.scopes ?? []).join(" ")),
+        cell("Created", when(user.createdAt)),
+      ),
+    ),
+  );
+}
+
+byId("create-user-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = /** @type {HTMLFormElement} */ (event.currentTarget);
+  const data = new FormData(form);
+  const fields = { email: String(data.get("email")).trim(), password: String(data.get("password")), role: String(data.get("role")) };
+  run(async () => {
+    const user = await api.createUser(fields);
+    form.reset();
+    await loadUsers();
+    showStatus(`User ${user.email} created.`);
+  });
+});
+
+/** An audit entry's changed fields as "name: value" pairs. */
+function detailsText(details) {
+  if (!details || typeof details !== "object") return details ? String(details) : "";
+  return Object.entries(details)
+    .map(([name, value]) => `${name}: ${typeof value === "object" ? JSON.stringify(value) : value}`)
+    .join(", ");
+}
+
+/** "user:<id>" as that user's email when known; other actors as they are. */
+function actorName(actor, emails) {
+  const [kind, id] = actor.split(/:(.*)/s);
+  return (kind === "user" && emails.get(id)) || actor;
+}
+
+async function loadAudit() {
+  const [audit, users] = await Promise.all([api.audit(), api.listUsers()]);
+  const emails = new Map(listOf(users, "users").map((user) => [user.id, user.email]));
+  byId("audit-body").replaceChildren(
+    ...listOf(audit, "entries").map((entry) =>
+      el(
+        "tr",
+        { "data-action": entry.action },
+        cell("When", when(entry.at)),
+        cell("Who", el("span", { title: entry.actor }, actorName(entry.actor, emails))),
+        cell("Action", el("code", {}, entry.action)),
+        cell("Target", `${entry.targetType} ${entry.targetId}`),
+        cell("Details", detailsText(entry.details)),
+      ),
+    ),
+  );
+}
+
+byId("audit-refresh").addEventListener("click", () => run(loadAudit));
+
+showSignedIn();

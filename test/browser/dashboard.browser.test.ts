@@ -1,0 +1,312 @@
+// The dashboard in a real browser (Debian chromium via playwright-core) against a real
+// `wrangler dev` seeded with the demo users, products and keys (test/e2e/harness.ts).
+// The gateway itself is called with plain fetch, as an API client would.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { readJson, SHUTDOWN_TIMEOUT_MS, startGateway, STARTUP_TIMEOUT_MS, type Gateway } from '../e2e/harness';
+import { KEY_LIST_SCREENSHOT, launchBrowser, screenshotPath, WAIT_MS, type Browser, type WatchedPage } from './browser';
+
+const ADMIN = { email: 'admin@keygate.local', password: 'keygate-admin' };
+const USER = { email: 'user@keygate.local', password: 'keygate-user' };
+/** A path on the seeded `defi` product: any key of the demo user may GET it. */
+const DEFI_PATH = '/api/v1/defi/markets';
+
+let gateway: Gateway;
+let browser: Browser;
+
+beforeAll(async () => {
+  // A zero key cache makes an admin's limit edit visible on the very next call.
+  gateway = await startGateway({ vars: { KEY_CACHE_TTL_SECONDS: '0' } });
+  browser = await launchBrowser();
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: gateway.url });
+}, STARTUP_TIMEOUT_MS);
+
+afterAll(async () => {
+  await browser?.close();
+  await gateway?.stop();
+}, SHUTDOWN_TIMEOUT_MS);
+
+/** The prefix keygate stores and shows: up to 8 characters after the last `_`. */
+function prefixOf(key: string): string {
+  return key.slice(0, key.lastIndexOf('_') + 9);
+}
+
+function callWithKey(key: string): Promise<Response> {
+  return gateway.fetch(DEFI_PATH, { headers: { 'X-API-Key': key } });
+}
+
+async function signIn(page: Page, who: { email: string; password: string }): Promise<void> {
+  await page.goto(`${gateway.url}/dashboard/`);
+  await page.locator('#login-form input[name=email]').fill(who.email);
+  await page.locator('#login-form input[name=password]').fill(who.password);
+  await page.locator('#login-form button[type=submit]').click();
+  await page.locator('#app-view').waitFor({ state: 'visible' });
+  await page.locator('#keys-body tr').first().waitFor();
+}
+
+function keyRow(page: Page, prefix: string) {
+  return page.locator(`#keys-body tr[data-prefix="${prefix}"]`);
+}
+
+/** Read the plaintext from the once-only dialog, copy it, and close the dialog. */
+async function takeSecret(page: Page): Promise<string> {
+  const dialog = page.locator('#secret-dialog');
+  await dialog.waitFor({ state: 'visible' });
+  await expect.poll(() => page.locator('#secret-value').textContent(), { timeout: WAIT_MS }).not.toBe('');
+  const key = (await page.locator('#secret-value').textContent()) ?? '';
+  await expect(dialog.textContent()).resolves.toContain('you will not see this key again');
+  await page.locator('#secret-copy').click();
+  await expect.poll(() => page.locator('#secret-copy').textContent(), { timeout: WAIT_MS }).toBe('Copied');
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(key);
+  await page.locator('#secret-done').click();
+  await dialog.waitFor({ state: 'hidden' });
+  return key;
+}
+
+/** After the dialog closes the plaintext is nowhere: not in the DOM, the console or storage. */
+async function expectPlaintextGone(watched: WatchedPage, key: string): Promise<void> {
+  expect(await watched.page.locator('#secret-value').textContent()).toBe('');
+  expect(await watched.page.content()).not.toContain(key);
+  expect(watched.console.join('\n')).not.toContain(key);
+  const stored = await watched.page.evaluate(() => JSON.stringify({ ...sessionStorage, ...localStorage }));
+  expect(stored).not.toContain(key);
+}
+
+function expectNoCspViolations(watched: WatchedPage): void {
+  expect(watched.console.filter((line) => /Content Security Policy|pageerror/i.test(line))).toEqual([]);
+}
+
+async function openTab(page: Page, name: string): Promise<void> {
+  await page.locator(`#tabs button[data-tab="${name}"]`).click();
+  await page.locator(`#tab-${name}`).waitFor({ state: 'visible' });
+}
+
+describe('dashboard in chromium', () => {
+  it('follows /dashboard to /dashboard/ and serves it with the strict CSP, and nothing at /index.html', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    const response = await page.goto(`${gateway.url}/dashboard`);
+    expect(new URL(page.url()).pathname).toBe('/dashboard/');
+    expect(response?.status()).toBe(200);
+    const headers = response!.headers();
+    expect(headers['content-security-policy']).toContain("script-src 'self'");
+    expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(headers['x-frame-options']).toBe('DENY');
+    await page.locator('#login-form').waitFor({ state: 'visible' });
+    // The stylesheet applied (a class rule, not an inline style), so the CSP let it through.
+    expect(await page.locator('.topbar').evaluate((node) => getComputedStyle(node).display)).toBe('flex');
+
+    const outside = await gateway.fetch('/index.html');
+    expect(outside.status).toBe(404);
+    expect((await readJson<{ code: string }>(outside)).code).toBe('ROUTE_NOT_FOUND');
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('shows a wrong password as the API message and hint, not as JSON', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await page.goto(`${gateway.url}/dashboard/`);
+    await page.locator('#login-form input[name=email]').fill(USER.email);
+    await page.locator('#login-form input[name=password]').fill('not-the-password');
+    await page.locator('#login-form button[type=submit]').click();
+    await page.locator('#error').waitFor({ state: 'visible' });
+    expect(await page.locator('#error-message').textContent()).toBe('Email or password is incorrect');
+    expect(await page.locator('#error-hint').textContent()).toBe('Check your email and password');
+    const shown = (await page.locator('#error').textContent()) ?? '';
+    expect(shown).not.toMatch(/[{}]|INVALID_CREDENTIALS|requestId/);
+    expect(await page.locator('#app-view').isHidden()).toBe(true);
+    await page.screenshot({ path: screenshotPath('sign-in-error') });
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('sends a user whose token is refused back to sign-in with a plain message', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await page.goto(`${gateway.url}/dashboard/`);
+    await page.locator('#login-form').waitFor({ state: 'visible' });
+    // Well-formed and unexpired, but not signed by keygate.
+    const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const forged = `${part({ alg: 'ES256', typ: 'JWT' })}.${part({ sub: 'nobody', email: 'forged@example.com', role: 'admin', exp: Math.floor(Date.now() / 1000) + 3600 })}.${'A'.repeat(86)}`;
+    await page.evaluate((token) => sessionStorage.setItem('keygate.token', token), forged);
+    await page.reload();
+    await page.locator('#error').waitFor({ state: 'visible' });
+    expect(await page.locator('#error-message').textContent()).toBe('Your session has ended');
+    expect(await page.locator('#login-view').isVisible()).toBe(true);
+    expect(await page.locator('#app-view').isHidden()).toBe(true);
+    expect(await page.evaluate(() => sessionStorage.length), 'the refused token is dropped').toBe(0);
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('lets a user create a key, use it, rotate it and revoke the new one', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, USER);
+    expect(await page.locator('#who-email').textContent()).toBe(USER.email);
+    expect(await page.locator('#tabs button[data-tab="products"]').isHidden()).toBe(true);
+    expect(await keyRow(page, prefixOf(gateway.keys.ilalLive)).locator('td[data-label="Name"]').textContent()).toBe(
+      'Demo DeFi live key',
+    );
+    const token = await page.evaluate(() => Object.values(sessionStorage).join(''));
+    expect(token, 'the JWT is kept in sessionStorage').toMatch(/^eyJ/);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+
+    // Create: the plaintext appears once, in the dialog.
+    await page.locator('#create-key-form input[name=name]').fill('browser key');
+    await page.locator('#create-key-form select[name=format]').selectOption('ilal');
+    await page.locator('#create-key-form select[name=env]').selectOption('live');
+    await page.locator('#create-key-form button[type=submit]').click();
+    const first = await takeSecret(page);
+    expect(first).toMatch(/^ilal_live_[0-9a-f]{48}$/);
+    await expectPlaintextGone(watched, first);
+    const firstRow = keyRow(page, prefixOf(first));
+    await firstRow.waitFor();
+    expect(await firstRow.locator('.badge').textContent()).toBe('active');
+    expect(await firstRow.locator('td[data-label="Env"]').textContent()).toBe('live');
+
+    const used = await callWithKey(first);
+    expect(used.status, JSON.stringify(await readJson(used.clone()))).toBe(200);
+    expect(used.headers.get('X-Auth-Method')).toBe('api_key');
+
+    // Rotate with a grace period: a new key, and the old one still works meanwhile.
+    await firstRow.locator('button[data-action=rotate]').click();
+    await page.locator('#rotate-form input[name=gracePeriodSeconds]').fill('300');
+    await page.locator('#rotate-dialog button[value=confirm]').click();
+    const second = await takeSecret(page);
+    expect(second).toMatch(/^ilal_live_[0-9a-f]{48}$/);
+    expect(second).not.toBe(first);
+    await expectPlaintextGone(watched, second);
+    const secondRow = keyRow(page, prefixOf(second));
+    await secondRow.waitFor();
+    expect((await callWithKey(second)).status).toBe(200);
+    expect((await callWithKey(first)).status, 'old key within its grace period').toBe(200);
+
+    // Today's use shows in the list after a refresh.
+    await page.locator('#keys-refresh').click();
+    await expect.poll(() => secondRow.locator('td[data-label="Today"]').textContent(), { timeout: WAIT_MS }).toMatch(/^1 \/ \d+$/);
+    await page.screenshot({ path: KEY_LIST_SCREENSHOT });
+
+    // Usage: 30 bars, and this minute/today against the limits.
+    await openTab(page, 'usage');
+    await page.locator('#usage-key').selectOption({ label: prefixOf(second) });
+    expect(await page.locator('#usage-chart svg rect.bar').count()).toBe(30);
+    expect(await page.locator('#usage-chart svg rect.bar').last().getAttribute('data-date')).toBe(
+      new Date().toISOString().slice(0, 10),
+    );
+    expect(await page.locator('#day-text').textContent()).toMatch(/^1 of \d+ used/);
+    expect(await page.locator('#minute-text').textContent()).toMatch(/^\d+ of \d+ used/);
+    await page.screenshot({ path: screenshotPath('usage'), fullPage: true });
+    await openTab(page, 'keys');
+
+    // Revoke the new key, after confirming; the next call with it is refused.
+    await secondRow.locator('button[data-action=revoke]').click();
+    await expect(page.locator('#revoke-dialog').textContent()).resolves.toContain(prefixOf(second));
+    await page.locator('#revoke-dialog button[value=confirm]').click();
+    await expect.poll(() => secondRow.locator('.badge').textContent(), { timeout: WAIT_MS }).toBe('revoked');
+    const refused = await callWithKey(second);
+    const body = await readJson<{ code: string }>(refused);
+    expect(refused.status, JSON.stringify(body)).toBe(401);
+    expect(body.code).toBe('API_KEY_INACTIVE');
+    expect(await secondRow.locator('button[data-action=rotate]').count(), 'a revoked key offers no actions').toBe(0);
+
+    await page.screenshot({ path: screenshotPath('user-keys'), fullPage: true });
+    await expectPlaintextGone(watched, first);
+    await expectPlaintextGone(watched, second);
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('shows a refused key creation as the API message in plain words', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, USER);
+    await page.locator('#create-key-form input[name=name]').fill('already expired');
+    await page.locator('#create-key-form input[name=expiresAt]').fill('2020-01-01T00:00');
+    await page.locator('#create-key-form button[type=submit]').click();
+    await page.locator('#error').waitFor({ state: 'visible' });
+    expect(await page.locator('#error-message').textContent()).toContain('expiresAt: must be in the future');
+    expect(await page.locator('#error').textContent()).not.toMatch(/[{}]|VALIDATION_FAILED/);
+    expect(await page.locator('#secret-dialog').isHidden()).toBe(true);
+    expect(await page.locator('#keys-body tr', { hasText: 'already expired' }).count()).toBe(0);
+    await page.screenshot({ path: screenshotPath('create-error') });
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('lets an admin create a product and a user, edit a key and read both in the audit log', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, ADMIN);
+    expect(await page.locator('#who-role').textContent()).toBe('admin');
+    const slug = `browser-${Date.now().toString(36)}`;
+
+    await openTab(page, 'products');
+    const productForm = page.locator('#create-product-form');
+    await productForm.locator('input[name=slug]').fill(slug);
+    await productForm.locator('input[name=name]').fill('Browser product');
+    await productForm.locator('input[name=pathPrefix]').fill(`/api/${slug}`);
+    await productForm.locator('input[name=originUrl]').fill(gateway.origin.url);
+    await productForm.locator('button[type=submit]').click();
+    await page.locator(`#products-body tr[data-slug="${slug}"]`).waitFor();
+    const listed = await readJson<{ products: { id: string; slug: string; pathPrefix: string }[] }>(
+      await gateway.fetch('/api/v1/admin/products', { headers: { Authorization: `Bearer ${gateway.secrets.ADMIN_TOKEN}` } }),
+    );
+    const product = listed.products.find((p) => p.slug === slug);
+    expect(product?.pathPrefix).toBe(`/api/${slug}`);
+
+    await openTab(page, 'users');
+    const email = `${slug}@example.com`;
+    const userForm = page.locator('#create-user-form');
+    await userForm.locator('input[name=email]').fill(email);
+    await userForm.locator('input[name=password]').fill('browser-password-1');
+    await userForm.locator('button[type=submit]').click();
+    await page.locator(`#users-body tr[data-email="${email}"]`).waitFor();
+
+    // An admin edits the limits and scopes of a key it does not own.
+    await openTab(page, 'keys');
+    const row = keyRow(page, prefixOf(gateway.keys.ilalTest));
+    await row.locator('button[data-action=edit]').click();
+    const editForm = page.locator('#edit-form');
+    await editForm.locator('input[name=rateLimitPerMinute]').fill('7');
+    await editForm.locator('input[name=scopes]').fill('defi:read defi:quotes');
+    await page.locator('#edit-dialog button[value=confirm]').click();
+    await expect.poll(() => row.locator('td[data-label="Limits"]').textContent(), { timeout: WAIT_MS }).toMatch(/^7\/min/);
+    const limited = await callWithKey(gateway.keys.ilalTest);
+    expect(limited.status, JSON.stringify(await readJson(limited.clone()))).toBe(200);
+    expect(limited.headers.get('X-RateLimit-Limit')).toBe('7');
+
+    await openTab(page, 'audit');
+    await page.locator('#audit-body tr').first().waitFor();
+    const productEntry = page.locator('#audit-body tr[data-action="product.create"]', { hasText: product!.id });
+    expect(await productEntry.count()).toBe(1);
+    expect(await productEntry.locator('td[data-label="Who"]').textContent(), 'the actor is named by email').toBe(ADMIN.email);
+    expect(await page.locator('#audit-body tr[data-action="user.create"]').count()).toBeGreaterThanOrEqual(1);
+    expect(await page.locator('#audit-body tr[data-action="key.update"]').count()).toBeGreaterThanOrEqual(1);
+    await page.screenshot({ path: screenshotPath('admin-audit'), fullPage: true });
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('fits a 375 px phone and a 768 px tablet without sideways page scrolling', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await page.setViewportSize({ width: 375, height: 812 });
+    await signIn(page, USER);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    expect(await page.locator('#keys-table thead').isHidden(), 'the table stacks into cards').toBe(true);
+    const box = await page.locator('#keys-body tr').first().boundingBox();
+    expect(box!.width).toBeLessThanOrEqual(375);
+    await openTab(page, 'usage');
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await openTab(page, 'keys');
+    await page.screenshot({ path: screenshotPath('phone-keys'), fullPage: true });
+    // A tablet keeps the table, which scrolls inside its box rather than the page.
+    await page.setViewportSize({ width: 768, height: 1024 });
+    expect(await page.locator('#keys-table thead').isVisible()).toBe(true);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(768);
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+});
