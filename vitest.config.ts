@@ -49,7 +49,7 @@ export default defineConfig(async () => {
         {
           test: {
             name: "e2e",
-            include: ["test/e2e/**/*.test.ts"],
+            include: ["test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
             environment: "node",
             testTimeout: 60_000,
             hookTimeout: 120_000,

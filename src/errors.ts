@@ -103,7 +103,7 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, message: "Resource not found", hint: "Check the id" },
   METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed", hint: "Check the endpoint table" },
   CONFLICT: { status: 409, message: "The resource conflicts with an existing one", hint: "Use another value for the unique field" },
-  VALIDATION_FAILED: { status: 400, message: "The request body is invalid", hint: "See `fields` for what to fix" },
+  VALIDATION_FAILED: { status: 400, message: "The request body is invalid", hint: "Fix the named fields and try again" },
   PAYLOAD_TOO_LARGE: { status: 413, message: "Request body is too large", hint: "Send a smaller body" },
   AUTH_BACKEND_UNAVAILABLE: {
     status: 503,
