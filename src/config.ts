@@ -30,9 +30,10 @@ export interface Config {
 
 const ALLOWED_JWT_ALGORITHMS = ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "EdDSA", "HS256"] as const;
 
+// Unquoted [vars] values reach env as numbers; they are read like their text.
 const integer = (fallback: number, min: number, max: number) =>
   z
-    .string()
+    .union([z.string(), z.number().transform(String)])
     .optional()
     .transform((value) => (value === undefined || value.trim() === "" ? String(fallback) : value.trim()))
     .pipe(z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().min(min).max(max)));

@@ -39,12 +39,37 @@ export function pathMatchesGlob(path: string, glob: string): boolean {
   return globToRegExp(glob).test(path);
 }
 
+/**
+ * The path as an origin that decodes and normalizes it would serve it: ASCII
+ * percent-escapes decoded (%61 is "a", %2F is "/"), then empty, "." and ".."
+ * segments resolved. Rules judge this form, so no spelling of a path
+ * (/%61dmin, //admin, /x/..%2Fadmin) needs fewer scopes than the path itself.
+ */
+export function normalizePath(path: string): string {
+  const decoded = path.replace(/%([0-7][0-9a-f])/gi, (_escape, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  const segments: string[] = [];
+  for (const segment of decoded.split("/")) {
+    if (segment === "..") segments.pop();
+    else if (segment !== "" && segment !== ".") segments.push(segment);
+  }
+  const trailingSlash = decoded.endsWith("/") && segments.length > 0 ? "/" : "";
+  return `/${segments.join("/")}${trailingSlash}`;
+}
+
+/** A GET rule also covers HEAD: origins answer HEAD with GET's headers, so it reads the same resource. */
+function methodMatches(ruleMethod: string, method: string): boolean {
+  const rule = ruleMethod.toUpperCase();
+  const call = method.toUpperCase();
+  return rule === call || (rule === "GET" && call === "HEAD");
+}
+
 /** Every scope the call needs: one per matching rule, deduplicated. */
 export function requiredScopes(rules: readonly ScopeRule[], method: string, relativePath: string): string[] {
   const needed = new Set<string>();
+  const path = normalizePath(relativePath);
   for (const rule of rules) {
-    if (rule.method && rule.method.toUpperCase() !== method.toUpperCase()) continue;
-    if (rule.path && !pathMatchesGlob(relativePath, rule.path)) continue;
+    if (rule.method && !methodMatches(rule.method, method)) continue;
+    if (rule.path && !pathMatchesGlob(path, rule.path)) continue;
     needed.add(rule.scope);
   }
   return [...needed];

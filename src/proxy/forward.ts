@@ -25,10 +25,10 @@ export interface ForwardOptions {
 
 export function originUrl(product: Product, principal: Principal, url: URL): URL {
   const useTest = principal.method === "api_key" && principal.key.env === "test" && product.testOriginUrl;
-  const base = new URL(useTest ? product.testOriginUrl! : product.originUrl);
   const path = product.stripPrefix ? relativePath(product, url.pathname) : url.pathname;
-  const target = new URL(base);
-  target.pathname = base.pathname.replace(/\/+$/, "") + path;
+  // Parsed once per request (hot path): the target starts as the origin URL itself.
+  const target = new URL(useTest ? product.testOriginUrl! : product.originUrl);
+  target.pathname = target.pathname.replace(/\/+$/, "") + path;
   target.search = url.search;
   return target;
 }
@@ -69,13 +69,16 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
 
   let response: Response;
   try {
-    response = await fetch(target, {
-      method: request.method,
-      headers,
-      body: request.method === "GET" || request.method === "HEAD" ? null : options.body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(options.timeoutMs),
-    });
+    response = await fetchHeaders(
+      target,
+      {
+        method: request.method,
+        headers,
+        body: request.method === "GET" || request.method === "HEAD" ? null : options.body,
+        redirect: "manual",
+      },
+      options.timeoutMs,
+    );
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
     console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut, error: String(error) }));
@@ -86,6 +89,21 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
   stripHopByHop(responseHeaders);
   const body = product.injectAuthMethod ? await injectAuthMethod(response, responseHeaders, principal.method) : response.body;
   return new Response(body, { status: response.status, statusText: response.statusText, headers: responseHeaders });
+}
+
+/**
+ * ORIGIN_TIMEOUT_MS bounds the wait for the origin's response headers only.
+ * The timer stops once they arrive: a fetch whose signal aborts later also
+ * errors the body, which would cut a long download or event stream midway.
+ */
+async function fetchHeaders(target: URL, init: RequestInit, timeoutMs: number): Promise<Response> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException("The origin did not answer in time", "TimeoutError")), timeoutMs);
+  try {
+    return await fetch(target, { ...init, signal: controller.signal });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -102,14 +120,27 @@ async function injectAuthMethod(response: Response, headers: Headers, method: Pr
   const bytes = concat(chunks, size);
   if (rest) return prepend(bytes, rest); // larger than the cap: stream it all through
   try {
-    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    const text = new TextDecoder().decode(bytes);
+    const value: unknown = JSON.parse(text);
     if (value === null || typeof value !== "object" || Array.isArray(value)) return bytes;
-    const text = JSON.stringify({ ...(value as object), authMethod: method });
     headers.delete("content-length");
-    return text;
+    return withAuthMethod(text, value as Record<string, unknown>, method);
   } catch {
     return bytes;
   }
+}
+
+/**
+ * The origin's JSON text with the field spliced in before its closing brace,
+ * so nothing else changes: re-serializing would round integers past 2^53
+ * (ids) and rewrite numbers and escapes. An origin's own authMethod is
+ * replaced, which needs a re-serialization to avoid a duplicate key.
+ */
+function withAuthMethod(text: string, value: Record<string, unknown>, method: Principal["method"]): string {
+  if (Object.hasOwn(value, "authMethod")) return JSON.stringify({ ...value, authMethod: method });
+  const open = text.trimEnd().slice(0, -1); // a JSON object's text ends with "}"
+  const separator = Object.keys(value).length === 0 ? "" : ",";
+  return `${open}${separator}"authMethod":${JSON.stringify(method)}}`;
 }
 
 async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number) {

@@ -1,15 +1,29 @@
+import { normalizePath } from "../auth/scopes";
 import { listProducts, type Product } from "../db/products";
 
 /**
  * Product routing: the product with the longest path_prefix that the path
  * equals or continues with "/" (so /api/v1/defiX never matches /api/v1/defi).
+ * The path must route the same as written and as an origin that decodes and
+ * normalizes it would read it: /api/a/..%2Fb/x belongs to neither /api/a nor
+ * /api/b, since it is checked against one and served by the other.
  */
 export function matchProduct(products: readonly Product[], path: string): Product | undefined {
+  const product = longestPrefixMatch(products, path);
+  return product === longestPrefixMatch(products, normalizePath(path)) ? product : undefined;
+}
+
+function longestPrefixMatch(products: readonly Product[], path: string): Product | undefined {
   let best: Product | undefined;
+  // The best match's trimmed length, kept rather than re-trimmed for every comparison (hot path).
+  let bestLength = -1;
   for (const product of products) {
     const prefix = product.pathPrefix.replace(/\/+$/, "");
     const matches = prefix === "" || path === prefix || path.startsWith(`${prefix}/`);
-    if (matches && (!best || prefix.length > best.pathPrefix.replace(/\/+$/, "").length)) best = product;
+    if (matches && prefix.length > bestLength) {
+      best = product;
+      bestLength = prefix.length;
+    }
   }
   return best;
 }
