@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./app-env";
 import { GatewayError, isGatewayError, renderError } from "./errors";
+import { ownBodyLimit } from "./middleware/body-limit";
 import { loadConfig } from "./middleware/config";
 import { requestId } from "./middleware/request-id";
 import { handleProductCall } from "./proxy/gateway";
@@ -17,7 +18,7 @@ import { usageRoutes } from "./routes/usage";
 
 /**
  * keygate: request id → configuration → keygate's own endpoints (they take
- * priority) → everything else is a product call: authenticate → rate-limit →
+ * priority; their bodies capped at MAX_BODY_BYTES) → everything else is a product call: authenticate → rate-limit →
  * forward. Every error, ours or not, leaves through onError as JSON.
  */
 export const app = new Hono<AppEnv>();
@@ -25,6 +26,7 @@ export const app = new Hono<AppEnv>();
 app.use(requestId());
 app.route("/", healthRoutes);
 app.use(loadConfig());
+for (const path of ["/auth/*", "/api/v1/keys", "/api/v1/keys/*", "/api/v1/admin/*"]) app.use(path, ownBodyLimit());
 app.route("/", authRoutes);
 app.route("/", keysRoutes);
 app.route("/", usageRoutes);
@@ -42,10 +44,6 @@ app.onError((err, c) => {
     console.error(JSON.stringify({ event: "error", requestId: c.get("requestId"), error: String(err), stack: (err as Error).stack }));
   }
   return renderError(error, c.get("errorFormat") ?? "detailed", c.get("requestId") ?? crypto.randomUUID(), c.get("rateLimitHeaders"));
-});
-
-app.notFound(() => {
-  throw new GatewayError("ROUTE_NOT_FOUND");
 });
 
 function toGatewayError(err: unknown): GatewayError {

@@ -1,3 +1,6 @@
+import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../app-env";
 import { GatewayError } from "../errors";
 
 /**
@@ -38,3 +41,15 @@ export async function readBodyWithin(request: Request, maxBytes: number): Promis
 function tooLarge(maxBytes: number): GatewayError {
   return new GatewayError("PAYLOAD_TOO_LARGE", { message: `Request body is larger than ${maxBytes} bytes` });
 }
+
+/** The same cap on keygate's own JSON endpoints (login, keys, admin), through Hono's bodyLimit. */
+export const ownBodyLimit = () =>
+  createMiddleware<AppEnv>(function ownBodyLimit(c, next) {
+    const maxBytes = c.get("config").maxBodyBytes;
+    return bodyLimit({
+      maxSize: maxBytes,
+      onError: () => {
+        throw tooLarge(maxBytes);
+      },
+    })(c, next);
+  });
