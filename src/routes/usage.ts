@@ -18,7 +18,7 @@ import { UsageQuerySchema } from "./schemas";
  * object's alarm keeps current). Never a scan of a request log.
  */
 export const USAGE_DAYS = 30;
-/** The ADMIN_TOKEN owns no keys and sees all of them: the newest this many. */
+/** Admins see every key: the newest this many. */
 export const MAX_KEYS_PER_ANSWER = 100;
 
 /**
@@ -45,11 +45,15 @@ export function lastDays(now: number, count: number): string[] {
   return Array.from({ length: count }, (_, i) => new Date(dayStart - (count - 1 - i) * DAY_MS).toISOString().slice(0, 10));
 }
 
-/** The keys a caller's stats cover: an API key itself; a user their own; the admin token all. */
+/**
+ * The keys a caller's stats cover: an API key itself; an admin (the token or a
+ * user with role admin) every key, as GET /api/v1/keys shows them; a user
+ * their own.
+ */
 async function keysOf(caller: Caller, db: D1Database): Promise<KeyRecord[]> {
   if (caller.key) return [caller.key];
-  if (caller.user) return listKeys(db, caller.user.id);
   if (caller.isAdmin) return (await listKeys(db)).slice(0, MAX_KEYS_PER_ANSWER);
+  if (caller.user) return listKeys(db, caller.user.id);
   return []; // a third party's token owns no keys
 }
 

@@ -106,6 +106,21 @@ describe("GET /api/v1/usage/stats", () => {
     expect(asAdmin.keys.map((k) => k.id)).toEqual([foreign.record.id]);
   });
 
+  it("a user with role admin sees every key, as the keys list shows them, not only their own", async () => {
+    const product = await createProduct();
+    const { user: admin } = await createUser({ role: "admin" });
+    const { user: other } = await createUser();
+    const own = await createKey({ ownerId: admin.id });
+    const foreign = await createKey({ ownerId: other.id });
+    await callProduct(product.pathPrefix, foreign.key, 2);
+
+    const seen = await stats(await userToken(admin));
+    expect(seen.authMethod).toBe("jwt");
+    const byId = new Map(seen.keys.map((k) => [k.id, k.day.used]));
+    expect(byId.get(own.record.id)).toBe(0);
+    expect(byId.get(foreign.record.id)).toBe(2);
+  });
+
   it("limits shown: the key's own, else its single product's, else the global default", async () => {
     const limited = await createProduct({ rateLimitPerMinute: 11, rateLimitPerDay: 111 });
     const { user } = await createUser();
