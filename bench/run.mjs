@@ -150,7 +150,7 @@ async function main() {
       });
     }
     if (wanted('d')) {
-      await withWorker(keygate({ KEY_CACHE_TTL_SECONDS: '0' }), (w) => run('d', 'keygate, cold API key (TTL 0)', w, keyMix, [200]));
+      await withWorker(keygate({ KEY_CACHE_TTL_SECONDS: '0' }), (w) => run('d', 'keygate, cold API key (key cache off)', w, keyMix, [200]));
     }
     if (wanted('f2')) {
       // Never throttled: each refusal is counted in the address's RateLimiter object, as the first ones of a minute are.

@@ -11,6 +11,7 @@ export interface Config {
   rateLimitPerMinuteDefault: number;
   rateLimitPerDayDefault: number;
   keyCacheTtlSeconds: number;
+  productCacheTtlSeconds: number;
   authFailureLimitPerMinute: number;
   apiKeyFormats: KeyFormatName[];
   jwtIssuer: string | undefined;
@@ -59,6 +60,7 @@ const EnvSchema = z.object({
   RATE_LIMIT_PER_MINUTE_DEFAULT: integer(60, 1, 1_000_000),
   RATE_LIMIT_PER_DAY_DEFAULT: integer(10_000, 1, 1_000_000_000),
   KEY_CACHE_TTL_SECONDS: integer(30, 0, 3600),
+  PRODUCT_CACHE_TTL_SECONDS: integer(30, 0, 3600),
   AUTH_FAILURE_LIMIT_PER_MINUTE: integer(30, 1, 1_000_000),
   API_KEY_FORMATS: list(KEY_FORMAT_NAMES, "ilal,ila"),
   JWT_ISSUER: optionalText,
@@ -107,6 +109,7 @@ export function parseConfig(env: Record<string, unknown>): Config {
     rateLimitPerMinuteDefault: v.RATE_LIMIT_PER_MINUTE_DEFAULT,
     rateLimitPerDayDefault: v.RATE_LIMIT_PER_DAY_DEFAULT,
     keyCacheTtlSeconds: v.KEY_CACHE_TTL_SECONDS,
+    productCacheTtlSeconds: v.PRODUCT_CACHE_TTL_SECONDS,
     authFailureLimitPerMinute: v.AUTH_FAILURE_LIMIT_PER_MINUTE,
     apiKeyFormats: v.API_KEY_FORMATS,
     jwtIssuer: v.JWT_ISSUER,

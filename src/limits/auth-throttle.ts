@@ -42,6 +42,7 @@ export function throttleName(ip: string | null): string | undefined {
  * callers guard and record with one triple.
  */
 export function assertNotThrottled(_env: LimiterEnv, _config: Config, ip: string | null, now = Date.now()): void {
+  if (throttledUntil.size === 0) return; // the usual case: nothing to parse the address for
   assertNameNotThrottled(throttleName(ip), now);
 }
 

@@ -16,6 +16,8 @@ export interface ForwardOptions {
   product: Product;
   principal: Principal;
   requestId: string;
+  /** The request's URL, already parsed by the caller. */
+  url: URL;
   clientIp: string | null;
   signingSecret: string;
   timeoutMs: number;
@@ -52,7 +54,7 @@ function identityHeaders(principal: Principal, product: Product, requestId: stri
 
 export async function forwardToOrigin(request: Request, options: ForwardOptions): Promise<Response> {
   const { product, principal, requestId } = options;
-  const target = originUrl(product, principal, new URL(request.url));
+  const target = originUrl(product, principal, options.url);
 
   const headers = new Headers(request.headers);
   stripHopByHop(headers);

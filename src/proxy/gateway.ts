@@ -40,6 +40,7 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
     product,
     principal,
     requestId: c.get("requestId"),
+    url,
     clientIp,
     signingSecret: config.originSigningSecret,
     timeoutMs: config.originTimeoutMs,
@@ -81,7 +82,7 @@ async function admitCall(
 async function routeProduct(db: D1Database, config: Config, path: string, now: number): Promise<Product> {
   let products: Product[];
   try {
-    products = await loadProducts(db, config.keyCacheTtlSeconds, now);
+    products = await loadProducts(db, config.productCacheTtlSeconds, now);
   } catch (error) {
     console.error(JSON.stringify({ event: "product_lookup_failed", error: String(error) }));
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE");

@@ -34,7 +34,7 @@ export function relativePath(product: Product, path: string): string {
   return rest.startsWith("/") ? rest : `/${rest}`;
 }
 
-// The product list, cached per isolate like key rows (KEY_CACHE_TTL_SECONDS).
+// The product list, cached per isolate for PRODUCT_CACHE_TTL_SECONDS (edits in this isolate clear it at once).
 let cached: { products: Product[]; expiresAt: number } | undefined;
 
 export async function loadProducts(db: D1Database, ttlSeconds: number, now: number): Promise<Product[]> {

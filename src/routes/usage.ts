@@ -82,7 +82,7 @@ export const usageRoutes = new Hono<AppEnv>().get("/api/v1/usage/stats", require
 
   const days = lastDays(now, USAGE_DAYS);
   const [products, history, live] = await Promise.all([
-    loadProducts(c.env.DB, config.keyCacheTtlSeconds, now),
+    loadProducts(c.env.DB, config.productCacheTtlSeconds, now),
     dailyUsage(
       c.env.DB,
       keys.map((key) => key.id),

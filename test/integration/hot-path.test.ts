@@ -137,7 +137,7 @@ describe("hot path: a warm authenticated request", () => {
   });
 });
 
-describe("hot path: a cold request (KEY_CACHE_TTL_SECONDS=0)", () => {
+describe("hot path: a cold request (caches switched off)", () => {
   let origin: ReturnType<typeof stubOrigin>;
   afterEach(() => {
     vi.restoreAllMocks();
@@ -149,7 +149,7 @@ describe("hot path: a cold request (KEY_CACHE_TTL_SECONDS=0)", () => {
     const product = await createProduct();
     const { key } = await createKey();
     // The same bindings with caching switched off; one env object, so config is parsed once.
-    const uncached = { ...env, KEY_CACHE_TTL_SECONDS: "0" };
+    const uncached = { ...env, KEY_CACHE_TTL_SECONDS: "0", PRODUCT_CACHE_TTL_SECONDS: "0" };
 
     const meter = meterRoundTrips();
     for (const attempt of [1, 2]) {
@@ -164,6 +164,36 @@ describe("hot path: a cold request (KEY_CACHE_TTL_SECONDS=0)", () => {
       expect(d1[1]).toMatch(/WHERE prefix = \?/);
       expect(rpc).toEqual(["check"]);
     }
+  });
+});
+
+describe("hot path: a cold key with the product list cached", () => {
+  let origin: ReturnType<typeof stubOrigin>;
+  afterEach(() => {
+    vi.restoreAllMocks();
+    origin?.restore();
+  });
+
+  it("makes exactly one D1 query, the key's, and one object call", async () => {
+    origin = stubOrigin();
+    const product = await createProduct();
+    const { key } = await createKey();
+    const keysUncached = { ...env, KEY_CACHE_TTL_SECONDS: "0" };
+    const send = async () => {
+      const ctx = createExecutionContext();
+      const response = await app.fetch(new Request(`${GATEWAY}${product.pathPrefix}/cold`, { headers: { "X-API-Key": key } }), keysUncached, ctx);
+      await waitOnExecutionContext(ctx);
+      return response;
+    };
+    expect((await send()).status).toBe(200); // loads the product list into the isolate
+
+    const meter = meterRoundTrips();
+    const response = await send();
+    const body = await json(response);
+    const { d1, rpc } = meter.take();
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect(d1.map((sql) => /\bFROM (\w+)/.exec(sql)?.[1]), d1.join(" | ")).toEqual(["api_keys"]);
+    expect(rpc).toEqual(["check"]);
   });
 });
 
