@@ -1,4 +1,4 @@
-import * as z from "zod"; // namespace import: `{ z }` would bundle every zod locale
+import * as z from "./zod";
 import { GatewayError } from "./errors";
 import { KEY_FORMAT_NAMES, type KeyFormatName } from "./auth/key-format";
 
@@ -33,28 +33,35 @@ const ALLOWED_JWT_ALGORITHMS = ["ES256", "ES384", "RS256", "RS384", "RS512", "PS
 
 // Unquoted [vars] values reach env as numbers; they are read like their text.
 const integer = (fallback: number, min: number, max: number) =>
-  z
-    .union([z.string(), z.number().transform(String)])
-    .optional()
-    .transform((value) => (value === undefined || value.trim() === "" ? String(fallback) : value.trim()))
-    .pipe(z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().min(min).max(max)));
+  z.pipe(
+    z.pipe(
+      z.optional(z.union([z.string(), z.pipe(z.number(), z.transform(String))])),
+      z.transform((value: string | undefined) => (value === undefined || value.trim() === "" ? String(fallback) : value.trim())),
+    ),
+    z.pipe(
+      z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)),
+      z.number().check(z.gte(min), z.lte(max)),
+    ),
+  );
 
-const optionalText = z
-  .string()
-  .optional()
-  .transform((value) => (value && value.trim() !== "" ? value.trim() : undefined));
+const optionalText = z.pipe(
+  z.optional(z.string()),
+  z.transform((value: string | undefined) => (value && value.trim() !== "" ? value.trim() : undefined)),
+);
 
 const list = <T extends string>(allowed: readonly T[], fallback: string) =>
-  z
-    .string()
-    .optional()
-    .transform((value) =>
-      (value && value.trim() !== "" ? value : fallback)
-        .split(",")
-        .map((item) => item.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.enum(allowed as unknown as [T, ...T[]])).min(1));
+  z.pipe(
+    z.pipe(
+      z.optional(z.string()),
+      z.transform((value: string | undefined) =>
+        (value && value.trim() !== "" ? value : fallback)
+          .split(",")
+          .map((item) => item.trim())
+          .filter(Boolean),
+      ),
+    ),
+    z.array(z.enum(allowed as unknown as [T, ...T[]])).check(z.minLength(1)),
+  );
 
 const EnvSchema = z.object({
   RATE_LIMIT_PER_MINUTE_DEFAULT: integer(60, 1, 1_000_000),
@@ -65,34 +72,35 @@ const EnvSchema = z.object({
   API_KEY_FORMATS: list(KEY_FORMAT_NAMES, "ilal,ila"),
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
-  JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  JWKS_URL: z.pipe(optionalText, z.optional(z.url({ protocol: /^https?$/ }))),
   JWT_ALGORITHMS: list(ALLOWED_JWT_ALGORITHMS, "ES256,HS256"),
   JWT_CLOCK_TOLERANCE_SECONDS: integer(30, 0, 600),
   JWT_TTL_SECONDS: integer(3600, 60, 86_400),
   ORIGIN_TIMEOUT_MS: integer(10_000, 100, 300_000),
   MAX_BODY_BYTES: integer(1_048_576, 1, 100 * 1_048_576),
-  RATE_LIMIT_FAILURE_MODE: z
-    .string()
-    .optional()
-    .transform((value) => value?.trim() || "closed")
-    .pipe(z.enum(["closed", "open"])),
-  ADMIN_TOKEN: optionalText.pipe(z.string().min(16, "must be at least 16 characters").optional()),
-  JWT_SIGNING_KEY: z
-    .string({ error: "is required (a private ES256 JWK as JSON)" })
-    .transform((value, ctx) => {
+  RATE_LIMIT_FAILURE_MODE: z.pipe(
+    z.pipe(
+      z.optional(z.string()),
+      z.transform((value: string | undefined) => value?.trim() || "closed"),
+    ),
+    z.enum(["closed", "open"]),
+  ),
+  ADMIN_TOKEN: z.pipe(optionalText, z.optional(z.string().check(z.minLength(16, "must be at least 16 characters")))),
+  JWT_SIGNING_KEY: z.pipe(
+    z.string({ error: "is required (a private ES256 JWK as JSON)" }),
+    z.transform((value: string, ctx) => {
       try {
         const jwk = JSON.parse(value) as JsonWebKey & { kid?: string };
         if (jwk.kty !== "EC" || jwk.crv !== "P-256" || typeof jwk.d !== "string") throw new Error();
         return jwk;
       } catch {
-        ctx.addIssue({ code: "custom", message: "must be a private EC P-256 JWK (JSON with kty, crv, x, y, d)" });
+        ctx.issues.push({ code: "custom", message: "must be a private EC P-256 JWK (JSON with kty, crv, x, y, d)", input: value });
         return z.NEVER;
       }
     }),
-  JWT_SECRET: optionalText.pipe(z.string().min(32, "must be at least 32 characters").optional()),
-  ORIGIN_SIGNING_SECRET: z
-    .string({ error: "is required" })
-    .min(32, "must be at least 32 characters"),
+  ),
+  JWT_SECRET: z.pipe(optionalText, z.optional(z.string().check(z.minLength(32, "must be at least 32 characters")))),
+  ORIGIN_SIGNING_SECRET: z.string({ error: "is required" }).check(z.minLength(32, "must be at least 32 characters")),
 });
 
 const parsed = new WeakMap<object, Config>();

@@ -1,5 +1,5 @@
 import { zValidator } from "@hono/zod-validator";
-import type { z } from "zod";
+import type * as z from "../zod";
 import { GatewayError } from "../errors";
 
 /** One refused field: its dotted path in the body ("" = the body itself) and why. */
@@ -34,13 +34,13 @@ export function validationError(fields: FieldError[]): GatewayError {
  * every bad field, through the app's error handler. Unparsable JSON is a 400
  * from Hono that app.ts maps to VALIDATION_FAILED too.
  */
-export const validateJson = <T extends z.ZodType>(schema: T) =>
+export const validateJson = <T extends z.ZodMiniType>(schema: T) =>
   zValidator("json", schema, (result) => {
     if (!result.success) throw validationError(fieldErrors(result.error.issues));
   });
 
 /** The query string, likewise (each parameter's value is a string). */
-export const validateQuery = <T extends z.ZodType>(schema: T) =>
+export const validateQuery = <T extends z.ZodMiniType>(schema: T) =>
   zValidator("query", schema, (result) => {
     if (!result.success) throw validationError(fieldErrors(result.error.issues));
   });

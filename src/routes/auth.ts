@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import * as z from "zod";
+import * as z from "../zod";
 import type { AppEnv } from "../app-env";
 import { publicJwks, signUserToken } from "../auth/jwt";
 import { DUMMY_PASSWORD_HASH, verifyPassword } from "../auth/password";
@@ -15,9 +15,9 @@ import { validateJson } from "../middleware/validate";
 export const authRoutes = new Hono<AppEnv>();
 
 export const LoginBody = z.strictObject({
-  email: z.string().trim().min(1).max(320),
+  email: z.string().check(z.trim(), z.minLength(1), z.maxLength(320)),
   // Bounded so a huge "password" cannot make PBKDF2 hash megabytes.
-  password: z.string().min(1).max(1024),
+  password: z.string().check(z.minLength(1), z.maxLength(1024)),
 });
 
 authRoutes.post("/auth/login", validateJson(LoginBody), async (c) => {

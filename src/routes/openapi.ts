@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import * as z from "zod"; // namespace import: `{ z }` would bundle every zod locale
+import * as z from "../zod";
 import type { AppEnv } from "../app-env";
 import { ERRORS, type ErrorCode } from "../errors";
 import { LoginBody } from "./auth";
@@ -19,10 +19,10 @@ export interface Operation {
   path: string;
   summary: string;
   access: Access;
-  body?: z.ZodType;
-  query?: z.ZodType;
+  body?: z.ZodMiniType;
+  query?: z.ZodMiniType;
   status: 200 | 201 | 301;
-  response?: z.ZodType;
+  response?: z.ZodMiniType;
   /** Refusals beyond authentication's (and VALIDATION_FAILED when there is a body or query). */
   errors?: ErrorCode[];
 }
@@ -120,7 +120,7 @@ export function openApiPath(honoPath: string): string {
   return honoPath.replace(/:(\w+)/g, "{$1}").replace(/\*$/, "{path}");
 }
 
-function jsonSchema(schema: z.ZodType, io: "input" | "output"): Record<string, unknown> {
+function jsonSchema(schema: z.ZodMiniType, io: "input" | "output"): Record<string, unknown> {
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as Record<string, unknown>;
   return rest;
 }

@@ -1,4 +1,4 @@
-import * as z from "zod"; // namespace import: `{ z }` would bundle every zod locale
+import * as z from "../zod";
 import { isValidIpRange } from "../auth/ip-allowlist";
 import { KEY_FORMAT_NAMES } from "../auth/key-format";
 
@@ -29,87 +29,96 @@ const MAX_PER_DAY = 1_000_000_000;
 /** A rotation's grace period is at most 30 days. */
 export const MAX_GRACE_PERIOD_SECONDS = 30 * 86_400;
 
-const perMinute = z.int().min(1).max(MAX_PER_MINUTE);
-const perDay = z.int().min(1).max(MAX_PER_DAY);
-const name = z.string().trim().min(1).max(200);
-const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lowercase letters, digits and dashes (max 63)");
-const productList = z.array(z.union([z.literal("*"), slug])).max(100);
-const scopeList = z.array(z.string().regex(/^[A-Za-z0-9:._*-]{1,100}$/, "must be letters, digits and : . _ - * (max 100)")).max(100);
+const perMinute = z.int().check(z.gte(1), z.lte(MAX_PER_MINUTE));
+const perDay = z.int().check(z.gte(1), z.lte(MAX_PER_DAY));
+const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(200));
+const slug = z.string().check(z.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lowercase letters, digits and dashes (max 63)"));
+const productList = z.array(z.union([z.literal("*"), slug])).check(z.maxLength(100));
+const scopeList = z
+  .array(z.string().check(z.regex(/^[A-Za-z0-9:._*-]{1,100}$/, "must be letters, digits and : . _ - * (max 100)")))
+  .check(z.maxLength(100));
 const ipAllowlist = z
-  .array(z.string().refine(isValidIpRange, "must be an IPv4/IPv6 address or CIDR range"))
-  .max(100);
-const futureTime = z.iso
-  .datetime({ offset: true })
-  .refine((value) => Date.parse(value) > Date.now(), "must be in the future")
-  .transform((value) => new Date(value).toISOString());
+  .array(z.string().check(z.refine(isValidIpRange, "must be an IPv4/IPv6 address or CIDR range")))
+  .check(z.maxLength(100));
+const futureTime = z.pipe(
+  z.iso.datetime({ offset: true }).check(z.refine((value) => Date.parse(value) > Date.now(), "must be in the future")),
+  z.transform((value: string) => new Date(value).toISOString()),
+);
 const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
 const pathPrefix = z
-  .string()
-  .regex(/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?\/?$/, 'must start with "/" and hold only path segments')
-  .transform((value) => (value.length > 1 ? value.replace(/\/+$/, "") : value))
-  .refine(
-    (value) => !RESERVED_PATHS.some((reserved) => value === reserved || value.startsWith(`${reserved}/`)),
-    `must not be or lie under one of keygate's own paths (${RESERVED_PATHS.join(", ")})`,
+  .pipe(
+    z.string().check(z.regex(/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?\/?$/, 'must start with "/" and hold only path segments')),
+    z.transform((value: string) => (value.length > 1 ? value.replace(/\/+$/, "") : value)),
+  )
+  .check(
+    z.refine(
+      (value) => !RESERVED_PATHS.some((reserved) => value === reserved || value.startsWith(`${reserved}/`)),
+      `must not be or lie under one of keygate's own paths (${RESERVED_PATHS.join(", ")})`,
+    ),
   );
 
 /** Zod's default "Required"-style messages say what is wrong; the path names the field. */
 export const KeyCreateSchema = z.strictObject({
   name,
-  format: z.enum(KEY_FORMAT_NAMES).optional(),
-  env: z.enum(["live", "test"]).optional(),
-  ownerId: z.string().min(1).max(100).optional(),
-  products: productList.optional(),
-  scopes: scopeList.optional(),
-  expiresAt: futureTime.optional(),
-  rateLimitPerMinute: perMinute.optional(),
-  rateLimitPerDay: perDay.optional(),
-  ipAllowlist: ipAllowlist.optional(),
+  format: z.optional(z.enum(KEY_FORMAT_NAMES)),
+  env: z.optional(z.enum(["live", "test"])),
+  ownerId: z.optional(z.string().check(z.minLength(1), z.maxLength(100))),
+  products: z.optional(productList),
+  scopes: z.optional(scopeList),
+  expiresAt: z.optional(futureTime),
+  rateLimitPerMinute: z.optional(perMinute),
+  rateLimitPerDay: z.optional(perDay),
+  ipAllowlist: z.optional(ipAllowlist),
 });
 export type KeyCreateInput = z.infer<typeof KeyCreateSchema>;
+
+/** A PATCH must name at least one field. */
+const changesSomething = z.refine<object>((body) => Object.keys(body).length > 0, "must change at least one field");
 
 /** Every field optional; null clears expiry and limits (back to inheriting). */
 export const KeyPatchSchema = z
   .strictObject({
-    name: name.optional(),
-    ownerId: z.string().min(1).max(100).optional(),
-    products: productList.optional(),
-    scopes: scopeList.optional(),
-    expiresAt: futureTime.nullable().optional(),
-    rateLimitPerMinute: perMinute.nullable().optional(),
-    rateLimitPerDay: perDay.nullable().optional(),
-    ipAllowlist: ipAllowlist.optional(),
-    status: z.enum(["active", "inactive"]).optional(),
+    name: z.optional(name),
+    ownerId: z.optional(z.string().check(z.minLength(1), z.maxLength(100))),
+    products: z.optional(productList),
+    scopes: z.optional(scopeList),
+    expiresAt: z.optional(z.nullable(futureTime)),
+    rateLimitPerMinute: z.optional(z.nullable(perMinute)),
+    rateLimitPerDay: z.optional(z.nullable(perDay)),
+    ipAllowlist: z.optional(ipAllowlist),
+    status: z.optional(z.enum(["active", "inactive"])),
   })
-  .refine((body) => Object.keys(body).length > 0, "must change at least one field");
+  .check(changesSomething);
 export type KeyPatchInput = z.infer<typeof KeyPatchSchema>;
 
 export const KeyRotateSchema = z.strictObject({
-  gracePeriodSeconds: z.int().min(0).max(MAX_GRACE_PERIOD_SECONDS).optional(),
+  gracePeriodSeconds: z.optional(z.int().check(z.gte(0), z.lte(MAX_GRACE_PERIOD_SECONDS))),
 });
 
 const scopeRule = z.strictObject({
-  method: z
-    .string()
-    .regex(/^[A-Za-z]{1,20}$/, "must be an HTTP method")
-    .transform((value) => value.toUpperCase())
-    .optional(),
-  path: z.string().regex(/^\/\S{0,500}$/, 'must be a glob starting with "/"').optional(),
-  scope: z.string().regex(/^[A-Za-z0-9:._-]{1,100}$/, "must be letters, digits and : . _ - (max 100)"),
+  method: z.optional(
+    z.pipe(
+      z.string().check(z.regex(/^[A-Za-z]{1,20}$/, "must be an HTTP method")),
+      z.transform((value: string) => value.toUpperCase()),
+    ),
+  ),
+  path: z.optional(z.string().check(z.regex(/^\/\S{0,500}$/, 'must be a glob starting with "/"'))),
+  scope: z.string().check(z.regex(/^[A-Za-z0-9:._-]{1,100}$/, "must be letters, digits and : . _ - (max 100)")),
 });
 
 const productFields = {
   name,
   pathPrefix,
   originUrl: httpUrl,
-  testOriginUrl: httpUrl.nullable().optional(),
-  stripPrefix: z.boolean().optional(),
-  authMethods: z.array(z.enum(["api_key", "jwt"])).min(1).max(2).optional(),
-  errorFormat: z.enum(["detailed", "compact"]).optional(),
-  rateLimitPerMinute: perMinute.nullable().optional(),
-  rateLimitPerDay: perDay.nullable().optional(),
-  injectAuthMethod: z.boolean().optional(),
-  scopeRules: z.array(scopeRule).max(100).optional(),
+  testOriginUrl: z.optional(z.nullable(httpUrl)),
+  stripPrefix: z.optional(z.boolean()),
+  authMethods: z.optional(z.array(z.enum(["api_key", "jwt"])).check(z.minLength(1), z.maxLength(2))),
+  errorFormat: z.optional(z.enum(["detailed", "compact"])),
+  rateLimitPerMinute: z.optional(z.nullable(perMinute)),
+  rateLimitPerDay: z.optional(z.nullable(perDay)),
+  injectAuthMethod: z.optional(z.boolean()),
+  scopeRules: z.optional(z.array(scopeRule).check(z.maxLength(100))),
 };
 
 export const ProductCreateSchema = z.strictObject({ slug, ...productFields });
@@ -119,87 +128,89 @@ export type ProductCreateInput = z.infer<typeof ProductCreateSchema>;
 export const ProductPatchSchema = z
   .strictObject({
     ...productFields,
-    name: name.optional(),
-    pathPrefix: pathPrefix.optional(),
-    originUrl: httpUrl.optional(),
+    name: z.optional(name),
+    pathPrefix: z.optional(pathPrefix),
+    originUrl: z.optional(httpUrl),
   })
-  .refine((body) => Object.keys(body).length > 0, "must change at least one field");
+  .check(changesSomething);
 export type ProductPatchInput = z.infer<typeof ProductPatchSchema>;
 
-const email = z.email().max(254);
-const password = z.string().min(8, "must be at least 8 characters").max(1024);
+const email = z.email().check(z.maxLength(254));
+const password = z.string().check(z.minLength(8, "must be at least 8 characters"), z.maxLength(1024));
 const role = z.enum(["user", "admin"]);
 
 export const UserCreateSchema = z.strictObject({
   email,
   password,
-  role: role.optional(),
-  products: productList.optional(),
-  scopes: scopeList.optional(),
+  role: z.optional(role),
+  products: z.optional(productList),
+  scopes: z.optional(scopeList),
 });
 export type UserCreateInput = z.infer<typeof UserCreateSchema>;
 
 export const UserPatchSchema = z
   .strictObject({
-    email: email.optional(),
-    password: password.optional(),
-    role: role.optional(),
-    products: productList.optional(),
-    scopes: scopeList.optional(),
+    email: z.optional(email),
+    password: z.optional(password),
+    role: z.optional(role),
+    products: z.optional(productList),
+    scopes: z.optional(scopeList),
   })
-  .refine((body) => Object.keys(body).length > 0, "must change at least one field");
+  .check(changesSomething);
 export type UserPatchInput = z.infer<typeof UserPatchSchema>;
 
 const queryInt = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, "must be a whole number")
-    .transform(Number)
-    .pipe(z.number().min(min).max(max));
+  z.pipe(
+    z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)),
+    z.number().check(z.gte(min), z.lte(max)),
+  );
 
 export const AuditQuerySchema = z.strictObject({
-  limit: queryInt(1, 500).optional(),
-  targetType: z.enum(["key", "product", "user"]).optional(),
-  targetId: z.string().min(1).max(200).optional(),
+  limit: z.optional(queryInt(1, 500)),
+  targetType: z.optional(z.enum(["key", "product", "user"])),
+  targetId: z.optional(z.string().check(z.minLength(1), z.maxLength(200))),
 });
 
 export const UsageQuerySchema = z.strictObject({
-  keyId: z.string().min(1).max(100).optional(),
+  keyId: z.optional(z.string().check(z.minLength(1), z.maxLength(100))),
 });
 
 // ---- Responses (documentation; tests parse real responses with them) ----
 
+/** A string with the description GET /openapi.json shows for it. */
+const described = (description: string) => z.string().check(z.describe(description));
+
 const authMethod = z.enum(["api_key", "jwt", "admin_token"]);
-const isoTime = z.string().describe("ISO 8601 time");
+const isoTime = described("ISO 8601 time");
 
 export const KeyViewSchema = z.object({
   id: z.string(),
   prefix: z.string(),
   name: z.string(),
   format: z.enum(KEY_FORMAT_NAMES),
-  env: z.enum(["live", "test"]).nullable(),
-  ownerId: z.string().nullable(),
+  env: z.nullable(z.enum(["live", "test"])),
+  ownerId: z.nullable(z.string()),
   status: z.enum(["active", "inactive", "revoked"]),
   createdAt: isoTime,
   updatedAt: isoTime,
-  lastUsedAt: isoTime.nullable(),
-  expiresAt: isoTime.nullable(),
-  rateLimitPerMinute: z.number().nullable(),
-  rateLimitPerDay: z.number().nullable(),
+  lastUsedAt: z.nullable(isoTime),
+  expiresAt: z.nullable(isoTime),
+  rateLimitPerMinute: z.nullable(z.number()),
+  rateLimitPerDay: z.nullable(z.number()),
   products: z.array(z.string()),
   scopes: z.array(z.string()),
   ipAllowlist: z.array(z.string()),
-  rotatedTo: z.string().nullable(),
-  graceUntil: isoTime.nullable(),
+  rotatedTo: z.nullable(z.string()),
+  graceUntil: z.nullable(isoTime),
 });
 
-export const KeyResponseSchema = KeyViewSchema.extend({ authMethod });
-export const KeyCreatedSchema = KeyResponseSchema.extend({
-  key: z.string().describe("The plaintext key: shown here once, never again"),
+export const KeyResponseSchema = z.extend(KeyViewSchema, { authMethod });
+export const KeyCreatedSchema = z.extend(KeyResponseSchema, {
+  key: described("The plaintext key: shown here once, never again"),
 });
-export const KeyRotatedSchema = KeyCreatedSchema.extend({
+export const KeyRotatedSchema = z.extend(KeyCreatedSchema, {
   rotatedFrom: z.string(),
-  graceUntil: isoTime.describe("When the old key stops working"),
+  graceUntil: described("When the old key stops working"),
 });
 export const KeyListSchema = z.object({ authMethod, keys: z.array(KeyViewSchema) });
 export const KeyRevokedSchema = z.object({ authMethod, id: z.string(), status: z.literal("revoked") });
@@ -213,7 +224,7 @@ export const UserViewSchema = z.object({
   createdAt: isoTime,
   updatedAt: isoTime,
 });
-export const UserResponseSchema = UserViewSchema.extend({ authMethod });
+export const UserResponseSchema = z.extend(UserViewSchema, { authMethod });
 export const UserListSchema = z.object({ authMethod, users: z.array(UserViewSchema) });
 export const UserDeletedSchema = z.object({
   authMethod,
@@ -228,29 +239,29 @@ export const ProductViewSchema = z.object({
   name: z.string(),
   pathPrefix: z.string(),
   originUrl: z.string(),
-  testOriginUrl: z.string().nullable(),
+  testOriginUrl: z.nullable(z.string()),
   stripPrefix: z.boolean(),
   authMethods: z.array(z.enum(["api_key", "jwt"])),
   errorFormat: z.enum(["detailed", "compact"]),
-  rateLimitPerMinute: z.number().nullable(),
-  rateLimitPerDay: z.number().nullable(),
+  rateLimitPerMinute: z.nullable(z.number()),
+  rateLimitPerDay: z.nullable(z.number()),
   injectAuthMethod: z.boolean(),
-  scopeRules: z.array(z.object({ method: z.string().optional(), path: z.string().optional(), scope: z.string() })),
+  scopeRules: z.array(z.object({ method: z.optional(z.string()), path: z.optional(z.string()), scope: z.string() })),
   createdAt: isoTime,
   updatedAt: isoTime,
 });
-export const ProductResponseSchema = ProductViewSchema.extend({ authMethod });
+export const ProductResponseSchema = z.extend(ProductViewSchema, { authMethod });
 export const ProductListSchema = z.object({ authMethod, products: z.array(ProductViewSchema) });
 export const ProductDeletedSchema = z.object({ authMethod, id: z.string(), slug: z.string(), deleted: z.literal(true) });
 
 export const AuditEntrySchema = z.object({
   id: z.string(),
   at: isoTime,
-  actor: z.string().describe('"admin_token" or "user:<id>"'),
-  action: z.string().describe("e.g. key.create, key.revoke, product.update"),
+  actor: described('"admin_token" or "user:<id>"'),
+  action: described("e.g. key.create, key.revoke, product.update"),
   targetType: z.enum(["key", "product", "user"]),
   targetId: z.string(),
-  details: z.record(z.string(), z.unknown()).nullable(),
+  details: z.nullable(z.record(z.string(), z.unknown())),
 });
 export const AuditListSchema = z.object({ authMethod, entries: z.array(AuditEntrySchema) });
 
@@ -261,9 +272,9 @@ export const UsageStatsSchema = z.object({
     z.object({
       id: z.string(),
       prefix: z.string(),
-      minute: windowSchema.extend({ resetSeconds: z.number() }),
+      minute: z.extend(windowSchema, { resetSeconds: z.number() }),
       day: windowSchema,
-      last30Days: z.array(z.object({ date: z.string().describe("YYYY-MM-DD (UTC)"), count: z.number() })),
+      last30Days: z.array(z.object({ date: described("YYYY-MM-DD (UTC)"), count: z.number() })),
     }),
   ),
 });

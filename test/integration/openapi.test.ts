@@ -40,7 +40,7 @@ describe("GET /openapi.json", () => {
   it("request bodies are the very schemas the handlers validate with", async () => {
     const document = await fetchDocument();
     const body = (path: string) => document.paths[path].post.requestBody.content["application/json"].schema;
-    const expected = (schema: z.ZodType) => {
+    const expected = (schema: z.core.$ZodType) => {
       const { $schema: _, ...rest } = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
       return rest;
     };
