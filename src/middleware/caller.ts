@@ -64,6 +64,16 @@ async function assertKeyStateLive(env: Env, principal: Extract<Principal, { meth
   if (state.notAfter !== null && now >= state.notAfter) throw new GatewayError("API_KEY_EXPIRED");
 }
 
+/** The token's user as stored now; storage down is a 503, like a failed key lookup, never a 500 or a 401. */
+async function currentUser(db: D1Database, id: string): Promise<UserRecord | undefined> {
+  try {
+    return await getUser(db, id);
+  } catch (error) {
+    console.error(JSON.stringify({ event: "user_lookup_failed", error: String(error) }));
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE");
+  }
+}
+
 async function callerOf(principal: Principal, c: Context<AppEnv>, now: number): Promise<Caller> {
   if (principal.method === "api_key") {
     await assertKeyStateLive(c.env, principal, now);
@@ -73,7 +83,7 @@ async function callerOf(principal: Principal, c: Context<AppEnv>, now: number): 
     // A third party's token: authenticated, but no keygate user behind it.
     return { authMethod: "jwt", isAdmin: false, user: null, key: null, actor: `sub:${principal.subject}` };
   }
-  const user = await getUser(c.env.DB, principal.userId);
+  const user = await currentUser(c.env.DB, principal.userId);
   if (!user) throw new GatewayError("JWT_CLAIM_INVALID", { message: "The token's user no longer exists" });
   return { authMethod: "jwt", isAdmin: user.role === "admin", user, key: null, actor: `user:${user.id}` };
 }

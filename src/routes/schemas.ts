@@ -48,7 +48,8 @@ const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
 
 const pathPrefix = z
   .pipe(
-    z.string().check(z.regex(/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?\/?$/, 'must start with "/" and hold only path segments')),
+    // No "." or ".." segment: URLs arrive with those resolved, so such a prefix could never match (and would dodge RESERVED_PATHS).
+    z.string().check(z.regex(/^\/((?!\.\.?(\/|$))[A-Za-z0-9._~-]+(\/(?!\.\.?(\/|$))[A-Za-z0-9._~-]+)*)?\/?$/, 'must start with "/" and hold only path segments, none of them "." or ".."')),
     z.transform((value: string) => (value.length > 1 ? value.replace(/\/+$/, "") : value)),
   )
   .check(
