@@ -167,13 +167,14 @@ export function isGatewayError(value: unknown): value is GatewayError {
 export function errorBody(err: GatewayError, format: ErrorFormat, requestId: string): Record<string, unknown> {
   const spec: ErrorSpec = ERRORS[err.code];
   if (format === "compact") return { error: spec.compact ?? err.message };
+  // Details first: no detail can overwrite the fields every client relies on.
   return {
+    ...err.details,
     error: STATUS_TITLES[spec.status],
     code: err.code,
     message: err.message,
     hint: spec.hint,
     requestId,
-    ...err.details,
   };
 }
 

@@ -89,7 +89,16 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
 
   const responseHeaders = new Headers(response.headers);
   stripHopByHop(responseHeaders);
-  const body = product.injectAuthMethod ? await injectAuthMethod(response, responseHeaders, principal.method) : response.body;
+  let body: BodyInit | null = response.body;
+  if (product.injectAuthMethod) {
+    try {
+      body = await injectAuthMethod(response, responseHeaders, principal.method);
+    } catch (error) {
+      // The origin broke off while its JSON body was being read: nothing was sent to the client yet.
+      console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut: false, error: String(error) }));
+      throw new GatewayError("ORIGIN_UNAVAILABLE");
+    }
+  }
   return new Response(body, { status: response.status, statusText: response.statusText, headers: responseHeaders });
 }
 
