@@ -37,8 +37,8 @@ export async function checkLimits(env: LimiterEnv, config: Config, name: string,
       return await limiterStub(env, name).check(check);
     } catch (error) {
       if (!shouldRetry(error)) throw error;
-      // A fresh stub: a broken one stays broken.
-      return await limiterStub(env, name).check(check);
+      // A fresh stub: a broken one stays broken. The object may have admitted the first attempt.
+      return await limiterStub(env, name).check({ ...check, retry: true });
     }
   } catch (error) {
     console.error(JSON.stringify({ event: "rate_limiter_failed", limiter: name, failureMode: config.rateLimitFailureMode, error: String(error) }));

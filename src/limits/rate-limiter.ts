@@ -24,8 +24,12 @@ import {
  *   counters(name PK, window_start, count)  name = 'minute' | 'day' | 'auth_failures';
  *                                           window_start = epoch ms of the UTC window
  *   state(name PK, value)                   'status', 'not_after' (epoch ms), 'credential_id'
- *   daily(day PK, count)                    admitted calls per UTC day, last 31 days (usage stats)
+ *   daily(day PK, count)                    admitted calls per finished UTC day, last 31 days
+ *                                           (usage stats; today's count is the 'day' counter)
  *   admitted(request_id PK, at)             admissions of the last ~2 minutes (idempotent retries)
+ *
+ * An admission writes two statements: both counters in one upsert, and its
+ * request id. Everything else happens once per window.
  */
 const ADMITTED_RETENTION_MS = 2 * MINUTE_MS;
 const DAILY_RETENTION_DAYS = 31;
@@ -60,8 +64,7 @@ export class RateLimiter extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, window_start INTEGER NOT NULL, count INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT);
       CREATE TABLE IF NOT EXISTS daily (day TEXT PRIMARY KEY, count INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS admitted (request_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS admitted_at ON admitted (at);
+      CREATE TABLE IF NOT EXISTS admitted (request_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
     `);
     for (const row of this.sql.exec<{ name: CounterName; window_start: number; count: number }>("SELECT * FROM counters")) {
       this.counters.set(row.name, { windowStart: row.window_start, count: row.count });
@@ -94,7 +97,7 @@ export class RateLimiter extends DurableObject<Env> {
     });
 
     if (!input.consume) return decide("peek");
-    if (this.alreadyAdmitted(input.requestId)) return decide("admitted");
+    if (input.retry && this.alreadyAdmitted(input.requestId)) return decide("admitted");
     // Day first: when both windows are exhausted, the day's reset is the true wait.
     if (dayUsed >= input.limitPerDay) return decide("daily_quota_exceeded");
     if (minuteUsed >= input.limitPerMinute) return decide("rate_limited");
@@ -130,18 +133,32 @@ export class RateLimiter extends DurableObject<Env> {
     return { failures, throttledUntil: failures >= limitPerMinute ? minuteStart + MINUTE_MS : null };
   }
 
-  /** Counts for usage stats: this minute, today, and the last 31 days. */
+  /** Counts for usage stats: this minute, today, and the last 31 days (today last). */
   usage(): { minuteUsed: number; dayUsed: number; daily: { day: string; count: number }[] } {
     const { minuteStart, dayStart } = windowStarts(Date.now());
-    const daily = [...this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily ORDER BY day")];
-    return { minuteUsed: this.countIn("minute", minuteStart), dayUsed: this.countIn("day", dayStart), daily };
+    return { minuteUsed: this.countIn("minute", minuteStart), dayUsed: this.countIn("day", dayStart), daily: this.dailyCounts(DAILY_RETENTION_DAYS) };
+  }
+
+  /**
+   * Per UTC day, oldest first: up to `closedDays` closed days from the table,
+   * then the 'day' counter's own day — today, or the last day with calls when
+   * none came since (it is closed into the table by the next admission).
+   */
+  private dailyCounts(closedDays: number): { day: string; count: number }[] {
+    const open = this.counters.get("day");
+    const openDay = open ? isoDay(open.windowStart) : "9999-12-31";
+    const closed = [
+      ...this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily WHERE day < ? ORDER BY day DESC LIMIT ?", openDay, closedDays),
+    ].reverse();
+    return open && open.count > 0 ? [...closed, { day: openDay, count: open.count }] : closed;
   }
 
   /** Copies the last two days' counts and the last-use time to D1, off the request path. */
   override async alarm(): Promise<void> {
     this.flushScheduled = false;
     if (!this.credentialId) return;
-    const rows = [...this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily ORDER BY day DESC LIMIT 2")];
+    // The open day and the one before: a flush just after midnight still owes yesterday's last calls.
+    const rows = this.dailyCounts(1);
     const statements = rows.map((row) =>
       this.env.DB.prepare(
         "INSERT INTO usage_daily (key_id, day, count) VALUES (?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET count = max(count, excluded.count)",
@@ -184,27 +201,39 @@ export class RateLimiter extends DurableObject<Env> {
     return this.sql.exec("SELECT 1 FROM admitted WHERE request_id = ?", requestId).toArray().length > 0;
   }
 
-  /** Both counters, the day's usage row and the request id, in one synchronous run (one implicit transaction). */
+  /** Both counters and the request id, in one synchronous run (one implicit transaction). */
   private admit(requestId: string, now: number, minuteCount: number, dayCount: number): void {
     const { minuteStart, dayStart } = windowStarts(now);
     const newMinute = this.counters.get("minute")?.windowStart !== minuteStart;
-    const newDay = this.counters.get("day")?.windowStart !== dayStart;
-    this.storeCounter("minute", minuteStart, minuteCount);
-    this.storeCounter("day", dayStart, dayCount);
+    const finishedDay = this.counters.get("day");
+    if (finishedDay && finishedDay.windowStart !== dayStart) this.closeDay(finishedDay, dayStart);
+    this.counters.set("minute", { windowStart: minuteStart, count: minuteCount });
+    this.counters.set("day", { windowStart: dayStart, count: dayCount });
     this.sql.exec(
-      "INSERT INTO daily (day, count) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET count = excluded.count",
-      isoDay(dayStart),
+      "INSERT INTO counters (name, window_start, count) VALUES ('minute', ?, ?), ('day', ?, ?) ON CONFLICT (name) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
+      minuteStart,
+      minuteCount,
+      dayStart,
       dayCount,
     );
     this.sql.exec("INSERT INTO admitted (request_id, at) VALUES (?, ?)", requestId, now);
     // Pruning once per window keeps storage constant-size without a delete on every call.
     if (newMinute) this.sql.exec("DELETE FROM admitted WHERE at < ?", now - ADMITTED_RETENTION_MS);
-    if (newDay) this.sql.exec("DELETE FROM daily WHERE day < ?", isoDay(dayStart - DAILY_RETENTION_DAYS * DAY_MS));
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // A storage write like the others: the output gate holds the reply until it is durable.
       void this.ctx.storage.setAlarm(now + USAGE_FLUSH_DELAY_MS);
     }
+  }
+
+  /** A day's counter has passed: keep its final count for usage stats, and forget days past retention. */
+  private closeDay(finished: Counter, dayStart: number): void {
+    this.sql.exec(
+      "INSERT INTO daily (day, count) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET count = excluded.count",
+      isoDay(finished.windowStart),
+      finished.count,
+    );
+    this.sql.exec("DELETE FROM daily WHERE day < ?", isoDay(dayStart - DAILY_RETENTION_DAYS * DAY_MS));
   }
 }
 

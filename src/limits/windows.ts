@@ -14,6 +14,11 @@ export interface CredentialState {
 export interface LimitCheck {
   /** Idempotency: a retried call with the same id is never counted twice. */
   requestId: string;
+  /**
+   * Set on a retry. Request ids are made fresh for every request, so only a
+   * retry can meet an id already admitted: first attempts skip the lookup.
+   */
+  retry?: boolean;
   /** Recorded so the object can copy usage to D1 under the right id. */
   credentialId?: string;
   limitPerMinute: number;

@@ -127,9 +127,14 @@ async function injectAuthMethod(response: Response, headers: Headers, method: Pr
   const length = Number(headers.get("content-length") ?? NaN);
   if (!response.body || !/^application\/json\s*(;|$)/i.test(type) || length > INJECT_MAX_BYTES) return response.body;
 
-  const { chunks, size, rest } = await readUpTo(response.body, INJECT_MAX_BYTES);
-  const bytes = concat(chunks, size);
-  if (rest) return prepend(bytes, rest); // larger than the cap: stream it all through
+  let bytes: Uint8Array;
+  if (Number.isFinite(length)) {
+    bytes = new Uint8Array(await response.arrayBuffer()); // declared and within the cap: read natively, in one go
+  } else {
+    const { chunks, size, rest } = await readUpTo(response.body, INJECT_MAX_BYTES);
+    bytes = concat(chunks, size);
+    if (rest) return prepend(bytes, rest); // larger than the cap: stream it all through
+  }
   try {
     const text = new TextDecoder().decode(bytes);
     const value: unknown = JSON.parse(text);
