@@ -19,7 +19,7 @@
 import { resolve } from 'node:path';
 import { DEFAULT_DEMO_ORIGIN_PORT, startDemoOrigin } from './demo-origin.mjs';
 import { DEMO_ADMIN, DEMO_USER, seedLocalD1 } from './seed.mjs';
-import { LOOPBACK, isPortFree } from './lib/net.mjs';
+import { ConfigInvalid, LOOPBACK, isPortFree } from './lib/net.mjs';
 import { repoRoot } from './lib/paths.mjs';
 import { ensureDevVars } from './lib/secrets.mjs';
 import { startWranglerDev, stopProcessGroup } from './lib/wrangler.mjs';
@@ -66,23 +66,6 @@ async function shutdown(code) {
 /**
  * @typedef {import('./seed.mjs').SeedResult['keys']} DemoKeys
  */
-
-/**
- * /healthz answers before configuration is read, so a bad secret in .dev.vars would only show
- * on the first real call. Ask an endpoint that needs the configuration and say so now.
- * @param {string} url
- */
-async function warnIfConfigInvalid(url) {
-  try {
-    const response = await fetch(`${url}/.well-known/jwks.json`, { signal: AbortSignal.timeout(5_000) });
-    const body = /** @type {{ code?: string, message?: string }} */ (await response.json().catch(() => ({})));
-    if (body?.code === 'CONFIG_INVALID') {
-      console.warn(`\nWARNING: the Worker rejects its configuration: ${body.message}\nFix the value (see wrangler.toml and your secrets file) and restart.`);
-    }
-  } catch {
-    // Only a hint: the banner still tells the user where to look.
-  }
-}
 
 /** @param {string} url @param {DemoKeys} keys @param {string} adminToken */
 function curlLines(url, keys, adminToken) {
@@ -163,7 +146,6 @@ async function main() {
     },
   });
   if (running.stopping) return;
-  await warnIfConfigInvalid(dev.url);
 
   dev.child.once('exit', (code, signal) => {
     if (running.stopping) return;
@@ -180,6 +162,7 @@ async function main() {
 main().catch((error) => {
   if (running.stopping) return;
   const slow = /did not answer 200 within/.test(error.message) ? ' (on a slow machine, raise KEYGATE_READY_TIMEOUT_MS)' : '';
-  console.error(`\nnpm start failed${slow}: ${error.message}`);
+  const fix = error instanceof ConfigInvalid ? '\nFix the value (see wrangler.toml and your secrets file) and run npm start again.' : '';
+  console.error(`\nnpm start failed${slow}: ${error.message}${fix}`);
   void shutdown(1);
 });

@@ -24,8 +24,8 @@ import { usageRoutes } from "./routes/usage";
 export const app = new Hono<AppEnv>();
 
 app.use(requestId());
-app.route("/", healthRoutes);
 app.use(loadConfig());
+app.route("/", healthRoutes);
 for (const path of ["/auth/*", "/api/v1/keys", "/api/v1/keys/*", "/api/v1/admin/*"]) app.use(path, ownBodyLimit());
 app.route("/", authRoutes);
 app.route("/", keysRoutes);

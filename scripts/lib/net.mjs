@@ -39,6 +39,9 @@ export async function waitForPortFree(port, timeoutMs = 10_000, host = LOOPBACK)
   return isPortFree(port, host);
 }
 
+/** The server answered with 500 CONFIG_INVALID: its message names the bad variable. */
+export class ConfigInvalid extends Error {}
+
 /**
  * Poll `url` until it answers 200. `shouldStop()` lets the caller abort early (e.g. the
  * server process died), returning a reason string.
@@ -53,10 +56,13 @@ export async function waitForHttp200(url, { timeoutMs = 60_000, intervalMs = 250
     if (stop) throw new Error(`gave up waiting for ${url}: ${stop}`);
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      await response.arrayBuffer();
+      const body = /** @type {{ code?: string, message?: string }} */ (await response.json().catch(() => ({})));
       if (response.status === 200) return;
+      // keygate answers but rejects its own configuration: waiting longer cannot help.
+      if (body?.code === 'CONFIG_INVALID') throw new ConfigInvalid(body.message ?? 'configuration rejected');
       last = `status ${response.status}`;
     } catch (error) {
+      if (error instanceof ConfigInvalid) throw error;
       last = /** @type {Error} */ (error).message;
     }
     await sleep(intervalMs);

@@ -1,7 +1,7 @@
 // Running wrangler: local D1 commands, and `wrangler dev` as a detached process group.
 import { execFile, spawn } from 'node:child_process';
 import { D1_DATABASE, repoRoot, wranglerBin } from './paths.mjs';
-import { LOOPBACK, freePort, sleep, waitForHttp200 } from './net.mjs';
+import { ConfigInvalid, LOOPBACK, freePort, sleep, waitForHttp200 } from './net.mjs';
 
 /** Environment for every wrangler child: offline-friendly, quiet, no telemetry. @param {Record<string, string>} [extra] */
 export function wranglerEnv(extra = {}) {
@@ -180,6 +180,7 @@ export async function startWranglerDev({
     await waitForHttp200(`${url}/healthz`, { timeoutMs, shouldStop: () => exited });
   } catch (error) {
     await server.stop();
+    if (error instanceof ConfigInvalid) throw error; // its message names the variable to fix
     throw new Error(`${/** @type {Error} */ (error).message}\n--- wrangler output (last lines) ---\n${tail}`);
   }
   return server;

@@ -3,7 +3,7 @@
 // It runs against temp state, a temp secrets file and free ports (PORT, DEMO_ORIGIN_PORT,
 // KEYGATE_PERSIST_DIR, KEYGATE_DEV_VARS), so a developer's own setup is never touched.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,10 +54,10 @@ afterAll(async () => {
 }, 30_000);
 
 /** `node scripts/start.mjs` in its own process group (as a terminal would run it). */
-function runStart(): StartRun {
+function runStart(overrides: NodeJS.ProcessEnv = {}): StartRun {
   const child = spawn(process.execPath, ['scripts/start.mjs'], {
     cwd: repoRoot,
-    env,
+    env: { ...env, ...overrides },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -162,6 +162,25 @@ describe('npm start (scripts/start.mjs)', () => {
       expect(stale.status, await stale.text()).toBe(401);
 
       await stopAndCheckPorts(run);
+    },
+    RUN_TIMEOUT_MS,
+  );
+
+  it(
+    'refuses to start on a bad secret, naming the variable (not its value), and leaves nothing running',
+    async () => {
+      const badVars = join(dir, 'bad.vars');
+      writeFileSync(badVars, 'ORIGIN_SIGNING_SECRET=too-short\n');
+      const run = runStart({ KEYGATE_DEV_VARS: badVars, KEYGATE_PERSIST_DIR: join(dir, 'bad-state') });
+      const exit = await Promise.race([
+        run.exited,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`start.mjs still running:\n${run.stdout()}`)), READY_TIMEOUT_MS)),
+      ]);
+      expect(exit.code, run.stdout()).toBe(1);
+      expect(run.stdout()).toMatch(/npm start failed: Invalid configuration: ORIGIN_SIGNING_SECRET must be at least 32 characters/);
+      expect(run.stdout()).not.toContain('too-short');
+      expect(await waitForPortFree(ports.gateway, 10_000), `gateway port ${ports.gateway} freed`).toBe(true);
+      expect(await waitForPortFree(ports.origin, 10_000), `origin port ${ports.origin} freed`).toBe(true);
     },
     RUN_TIMEOUT_MS,
   );

@@ -102,3 +102,16 @@ describe("a bad configuration value", () => {
     expect(origin.received).toHaveLength(1);
   });
 });
+
+describe("GET /healthz with a bad configuration", () => {
+  it("reports 500 CONFIG_INVALID naming the variable instead of ok, revealing no value", async () => {
+    const secret = "short-secret";
+    const request = new Request("https://gateway.test/healthz");
+    const response = await app.fetch(request, { ...env, ORIGIN_SIGNING_SECRET: secret }, createExecutionContext());
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(response.status, JSON.stringify(body)).toBe(500);
+    expect(body.code).toBe("CONFIG_INVALID");
+    expect(String(body.message)).toContain("ORIGIN_SIGNING_SECRET");
+    expect(JSON.stringify(body)).not.toContain(secret);
+  });
+});
