@@ -167,15 +167,10 @@ export function isGatewayError(value: unknown): value is GatewayError {
 export function errorBody(err: GatewayError, format: ErrorFormat, requestId: string): Record<string, unknown> {
   const spec: ErrorSpec = ERRORS[err.code];
   if (format === "compact") return { error: spec.compact ?? err.message };
-  // Details first: no detail can overwrite the fields every client relies on.
-  return {
-    ...err.details,
-    error: STATUS_TITLES[spec.status],
-    code: err.code,
-    message: err.message,
-    hint: spec.hint,
-    requestId,
-  };
+  const body: Record<string, unknown> = { error: STATUS_TITLES[spec.status], code: err.code, message: err.message, hint: spec.hint, requestId };
+  // Details follow, and never overwrite the fields every client relies on.
+  for (const [name, value] of Object.entries(err.details ?? {})) if (!Object.hasOwn(body, name)) body[name] = value;
+  return body;
 }
 
 export function renderError(
