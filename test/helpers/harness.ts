@@ -1,9 +1,10 @@
 import { env, exports } from "cloudflare:workers";
-import { generateKey, hashKey, keyEnv, keyPrefix, type KeyEnv, type KeyFormatName } from "../../src/auth/key-format";
+import { generateKey, type KeyEnv, type KeyFormatName } from "../../src/auth/key-format";
 import { invalidateKeyCache } from "../../src/auth/key-cache";
 import { insertKeyStatement, type KeyRecord } from "../../src/db/keys";
 import { insertProductStatement, type Product } from "../../src/db/products";
 import { invalidateProductCache } from "../../src/proxy/route-match";
+import { keyRecordFor } from "./key-record";
 
 /**
  * Each test builds its own world with unique ids and path prefixes: storage is
@@ -51,29 +52,8 @@ export interface KeyOptions extends Partial<KeyRecord> {
 export async function createKey(options: KeyOptions = {}): Promise<{ key: string; record: KeyRecord }> {
   const format = options.format ?? "ilal";
   const key = generateKey(format, options.env ?? "live");
-  const now = new Date().toISOString();
-  const record: KeyRecord = {
-    id: crypto.randomUUID(),
-    prefix: keyPrefix(key),
-    hash: await hashKey(key),
-    name: "test key",
-    ownerId: null,
-    status: "active",
-    createdAt: now,
-    updatedAt: now,
-    lastUsedAt: null,
-    expiresAt: null,
-    rateLimitPerMinute: null,
-    rateLimitPerDay: null,
-    ipAllowlist: [],
-    products: ["*"],
-    scopes: ["*"],
-    rotatedTo: null,
-    graceUntil: null,
-    ...options,
-    format,
-    env: keyEnv(key, format),
-  };
+  const { format: _format, env: _env, ...overrides } = options;
+  const record = await keyRecordFor(key, format, overrides);
   await insertKeyStatement(env.DB, record).run();
   invalidateKeyCache(record.prefix);
   return { key, record };

@@ -1,5 +1,5 @@
 import { env, exports } from "cloudflare:workers";
-import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
+import { exportJWK, generateKeyPair, UnsecuredJWT } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KeyRecord } from "../../src/db/keys";
 import type { Product } from "../../src/db/products";
@@ -111,7 +111,6 @@ const validProduct = (overrides: Record<string, unknown> = {}) => {
   const slug = uniqueSlug("cat");
   return { slug, name: "Catalogue", pathPrefix: `/api/${slug}`, originUrl: `${ORIGIN}/cat`, ...overrides };
 };
-const inFuture = new Date(Date.now() + 86_400_000).toISOString();
 /** A key pair that is not keygate's. */
 const attacker = generateKeyPair("ES256", { extractable: true });
 

@@ -17,7 +17,7 @@ import {
   within,
 } from "../helpers/faults";
 import { createKey, createProduct, json, ORIGIN } from "../helpers/harness";
-import { nowSeconds, signToken, uniqueSubject } from "../helpers/jwt";
+import { nowSeconds, uniqueSubject } from "../helpers/jwt";
 import { storedCounters } from "../helpers/limiter";
 import { echo, stubOrigin } from "../helpers/origin";
 import { createUser } from "../helpers/users";

@@ -1,36 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { keyNotAfter, verifyApiKey, type KeyLookup } from "../../../src/auth/api-key";
-import { generateKey, hashKey, keyPrefix } from "../../../src/auth/key-format";
+import { generateKey, keyPrefix } from "../../../src/auth/key-format";
 import type { KeyRecord } from "../../../src/db/keys";
 import { GatewayError } from "../../../src/errors";
+import { keyRecordFor } from "../../helpers/key-record";
 
 const NOW = Date.parse("2026-03-01T12:00:00.000Z");
 const BEFORE = "2026-03-01T11:59:59.999Z";
 const AFTER = "2026-03-01T12:00:00.001Z";
 
-async function record(key: string, overrides: Partial<KeyRecord> = {}): Promise<KeyRecord> {
-  return {
-    id: crypto.randomUUID(),
-    prefix: keyPrefix(key),
-    hash: await hashKey(key),
-    format: key.startsWith("ilal_") ? "ilal" : "ila",
-    env: key.startsWith("ilal_test_") ? "test" : key.startsWith("ilal_") ? "live" : null,
-    name: "k",
-    ownerId: null,
-    status: "active",
-    createdAt: BEFORE,
-    updatedAt: BEFORE,
-    lastUsedAt: null,
-    expiresAt: null,
-    rateLimitPerMinute: null,
-    rateLimitPerDay: null,
-    ipAllowlist: [],
-    products: ["*"],
-    scopes: ["*"],
-    rotatedTo: null,
-    graceUntil: null,
-    ...overrides,
-  };
+function record(key: string, overrides: Partial<KeyRecord> = {}): Promise<KeyRecord> {
+  return keyRecordFor(key, key.startsWith("ilal_") ? "ilal" : "ila", { name: "k", createdAt: BEFORE, updatedAt: BEFORE, ...overrides });
 }
 
 /** An in-memory key table that records every prefix it was asked for. */

@@ -2,9 +2,10 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { verifyApiKey } from "../../../src/auth/api-key";
 import { extractCredential } from "../../../src/auth/credentials";
-import { detectKeyFormat, hashKey, keyPrefix, KEY_FORMAT_NAMES, matchesKeyFormat, type KeyFormatName } from "../../../src/auth/key-format";
+import { detectKeyFormat, keyPrefix, KEY_FORMAT_NAMES, matchesKeyFormat, type KeyFormatName } from "../../../src/auth/key-format";
 import type { KeyRecord } from "../../../src/db/keys";
 import { GatewayError } from "../../../src/errors";
+import { keyRecordFor } from "../../helpers/key-record";
 
 /**
  * The key parser (credentials.ts + key-format.ts + api-key.ts) under
@@ -40,31 +41,6 @@ function throwsOnlyGatewayErrors(action: () => unknown): void {
   } catch (error) {
     expect(error, String(error)).toBeInstanceOf(GatewayError);
   }
-}
-
-async function rowFor(key: string, format: KeyFormatName): Promise<KeyRecord> {
-  const now = new Date().toISOString();
-  return {
-    id: crypto.randomUUID(),
-    prefix: keyPrefix(key),
-    hash: await hashKey(key),
-    format,
-    env: null,
-    name: "generated",
-    ownerId: null,
-    status: "active",
-    createdAt: now,
-    updatedAt: now,
-    lastUsedAt: null,
-    expiresAt: null,
-    rateLimitPerMinute: null,
-    rateLimitPerDay: null,
-    ipAllowlist: [],
-    products: ["*"],
-    scopes: ["*"],
-    rotatedTo: null,
-    graceUntil: null,
-  };
 }
 
 /** An in-memory D1 stand-in: rows by prefix. */
@@ -127,7 +103,7 @@ describe("generated keys against verifyApiKey with an in-memory lookup", () => {
   it("verify against their own row, and keyPrefix is the format text plus the first 8 random characters", async () => {
     await fc.assert(
       fc.asyncProperty(wellFormedKey, async ({ key, format, random }) => {
-        const row = await rowFor(key, format);
+        const row = await keyRecordFor(key, format);
         expect(keyPrefix(key)).toBe(key.slice(0, key.length - random.length + 8));
         expect(keyPrefix(key).endsWith(random.slice(0, 8))).toBe(true);
         expect(await verifyApiKey(key, format, lookupIn([row]), Date.now())).toBe(row);
@@ -139,11 +115,11 @@ describe("generated keys against verifyApiKey with an in-memory lookup", () => {
   it("find their row among others sharing the prefix, and never verify a one-character mutation", async () => {
     await fc.assert(
       fc.asyncProperty(wellFormedKey, fc.nat(), fc.constantFrom(...HEX, ...ALNUM, "_", "-", " ", "\u00e4"), async ({ key, format }, at, replacement) => {
-        const row = await rowFor(key, format);
+        const row = await keyRecordFor(key, format);
         const position = at % key.length;
         const mutated = key.slice(0, position) + replacement + key.slice(position + 1);
         fc.pre(mutated !== key);
-        const sibling = await rowFor(mutated, format); // same prefix when the change is after it
+        const sibling = await keyRecordFor(mutated, format); // same prefix when the change is after it
         const lookup = lookupIn([sibling, row]);
         expect(await verifyApiKey(key, format, lookup, Date.now())).toBe(row);
 
