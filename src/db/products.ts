@@ -74,55 +74,39 @@ export async function getProduct(db: D1Database, idOrSlug: string): Promise<Prod
   return row ? rowToProduct(row) : undefined;
 }
 
+/** The columns an edit may change, as SQL values, in one order for INSERT and UPDATE. */
+const EDITABLE_COLUMNS =
+  "name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods, error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules";
+
+function editableValues(product: Product): (string | number | null)[] {
+  return [
+    product.name,
+    product.pathPrefix,
+    product.originUrl,
+    product.testOriginUrl,
+    product.stripPrefix ? 1 : 0,
+    JSON.stringify(product.authMethods),
+    product.errorFormat,
+    product.rateLimitPerMinute,
+    product.rateLimitPerDay,
+    product.injectAuthMethod ? 1 : 0,
+    JSON.stringify(product.scopeRules),
+  ];
+}
+
 export function insertProductStatement(db: D1Database, product: Product): D1PreparedStatement {
   return db
-    .prepare(
-      `INSERT INTO products (id, slug, name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods,
-         error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .bind(
-      product.id,
-      product.slug,
-      product.name,
-      product.pathPrefix,
-      product.originUrl,
-      product.testOriginUrl,
-      product.stripPrefix ? 1 : 0,
-      JSON.stringify(product.authMethods),
-      product.errorFormat,
-      product.rateLimitPerMinute,
-      product.rateLimitPerDay,
-      product.injectAuthMethod ? 1 : 0,
-      JSON.stringify(product.scopeRules),
-      product.createdAt,
-      product.updatedAt,
-    );
+    .prepare(`INSERT INTO products (id, slug, ${EDITABLE_COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    .bind(product.id, product.slug, ...editableValues(product), product.createdAt, product.updatedAt);
 }
 
 export function updateProductStatement(db: D1Database, product: Product): D1PreparedStatement {
+  const assignments = EDITABLE_COLUMNS.split(", ")
+    .map((column) => `${column} = ?`)
+    .join(", ");
   return db
-    .prepare(
-      `UPDATE products SET name = ?, path_prefix = ?, origin_url = ?, test_origin_url = ?, strip_prefix = ?, auth_methods = ?,
-         error_format = ?, rate_limit_per_minute = ?, rate_limit_per_day = ?, inject_auth_method = ?, scope_rules = ?,
-         updated_at = ?
-       WHERE id = ?`,
-    )
-    .bind(
-      product.name,
-      product.pathPrefix,
-      product.originUrl,
-      product.testOriginUrl,
-      product.stripPrefix ? 1 : 0,
-      JSON.stringify(product.authMethods),
-      product.errorFormat,
-      product.rateLimitPerMinute,
-      product.rateLimitPerDay,
-      product.injectAuthMethod ? 1 : 0,
-      JSON.stringify(product.scopeRules),
-      product.updatedAt,
-      product.id,
-    );
+    .prepare(`UPDATE products SET ${assignments}, updated_at = ? WHERE id = ?`)
+    .bind(...editableValues(product), product.updatedAt, product.id);
 }
 
 export function deleteProductStatement(db: D1Database, id: string): D1PreparedStatement {
