@@ -92,60 +92,44 @@ export async function listKeys(db: D1Database, ownerId?: string): Promise<KeyRec
   return results.map(rowToKey);
 }
 
+/** The columns an edit may change, as SQL values, in one order for INSERT and UPDATE. */
+const EDITABLE_COLUMNS =
+  "name, owner_id, status, updated_at, expires_at, rate_limit_per_minute, rate_limit_per_day, ip_allowlist, products, scopes";
+
+function editableValues(key: KeyRecord): (string | number | null)[] {
+  return [
+    key.name,
+    key.ownerId,
+    key.status,
+    key.updatedAt,
+    key.expiresAt,
+    key.rateLimitPerMinute,
+    key.rateLimitPerDay,
+    JSON.stringify(key.ipAllowlist),
+    JSON.stringify(key.products),
+    JSON.stringify(key.scopes),
+  ];
+}
+
 export function insertKeyStatement(db: D1Database, key: KeyRecord): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO api_keys (id, prefix, hash, format, env, name, owner_id, status, created_at, updated_at,
-         last_used_at, expires_at, rate_limit_per_minute, rate_limit_per_day, ip_allowlist, products, scopes,
-         rotated_to, grace_until)
+      `INSERT INTO api_keys (id, prefix, hash, format, env, created_at, last_used_at, rotated_to, grace_until, ${EDITABLE_COLUMNS})
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    .bind(
-      key.id,
-      key.prefix,
-      key.hash,
-      key.format,
-      key.env,
-      key.name,
-      key.ownerId,
-      key.status,
-      key.createdAt,
-      key.updatedAt,
-      key.lastUsedAt,
-      key.expiresAt,
-      key.rateLimitPerMinute,
-      key.rateLimitPerDay,
-      JSON.stringify(key.ipAllowlist),
-      JSON.stringify(key.products),
-      JSON.stringify(key.scopes),
-      key.rotatedTo,
-      key.graceUntil,
-    );
+    .bind(key.id, key.prefix, key.hash, key.format, key.env, key.createdAt, key.lastUsedAt, key.rotatedTo, key.graceUntil, ...editableValues(key));
 }
 
 // ---- Keys API writes. Revocation is final: no statement here touches a revoked row. ----
 
 /** The editable fields of a key (name, owner, policy, status); a revoked row is left alone. */
 export function updateKeyStatement(db: D1Database, key: KeyRecord): D1PreparedStatement {
+  const assignments = EDITABLE_COLUMNS.split(", ")
+    .map((column) => `${column} = ?`)
+    .join(", ");
   return db
-    .prepare(
-      `UPDATE api_keys SET name = ?, owner_id = ?, status = ?, updated_at = ?, expires_at = ?, rate_limit_per_minute = ?,
-         rate_limit_per_day = ?, ip_allowlist = ?, products = ?, scopes = ?
-       WHERE id = ? AND status != 'revoked'`,
-    )
-    .bind(
-      key.name,
-      key.ownerId,
-      key.status,
-      key.updatedAt,
-      key.expiresAt,
-      key.rateLimitPerMinute,
-      key.rateLimitPerDay,
-      JSON.stringify(key.ipAllowlist),
-      JSON.stringify(key.products),
-      JSON.stringify(key.scopes),
-      key.id,
-    );
+    .prepare(`UPDATE api_keys SET ${assignments} WHERE id = ? AND status != 'revoked'`)
+    .bind(...editableValues(key), key.id);
 }
 
 export function revokeKeyStatement(db: D1Database, id: string, updatedAt: string): D1PreparedStatement {
