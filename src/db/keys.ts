@@ -153,6 +153,16 @@ export function markRotatedStatement(
     .bind(rotatedTo, graceUntil, updatedAt, id);
 }
 
+/**
+ * Last in a rotation's batch: removes the replacement row again when the old
+ * key was not marked as rotated to it (someone rotated or revoked it first).
+ */
+export function dropUnclaimedReplacementStatement(db: D1Database, oldId: string, replacementId: string): D1PreparedStatement {
+  return db
+    .prepare("DELETE FROM api_keys WHERE id = ?2 AND NOT EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND rotated_to = ?2)")
+    .bind(oldId, replacementId);
+}
+
 /** Before a user row is deleted: their keys stay (revoked) but no longer point at them. */
 export function detachOwnerStatement(db: D1Database, ownerId: string): D1PreparedStatement {
   return db.prepare("UPDATE api_keys SET owner_id = NULL WHERE owner_id = ?").bind(ownerId);

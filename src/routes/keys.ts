@@ -6,6 +6,7 @@ import { keyFieldRefusal, type KeyEditor } from "../auth/key-permissions";
 import { auditStatement } from "../db/audit";
 import { nowIso } from "../db/json";
 import {
+  dropUnclaimedReplacementStatement,
   getKey,
   insertKeyStatement,
   listKeys,
@@ -227,9 +228,10 @@ export const keysRoutes = new Hono<AppEnv>()
         { actor: caller.actor, action: "key.create", targetType: "key", targetId: replacement.id, details: { prefix: replacement.prefix, rotatedFrom: key.id } },
         now,
       ),
+      // The replacement must exist before the mark (rotated_to references it); if the mark missed, it goes again.
+      dropUnclaimedReplacementStatement(c.env.DB, key.id, replacement.id),
     ]);
-    // Rotated or revoked by someone else since we read it. The replacement row
-    // stays behind unusable: its plaintext was never shown to anyone.
+    // Rotated or revoked by someone else since we read it: nothing of this attempt remains.
     if (marked?.meta.changes === 0) throw new GatewayError("CONFLICT", { message: "The key changed meanwhile; read it and try again" });
     invalidateKeyCache(replacement.prefix);
     await propagateKeyChange(c.env, rotated);
