@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./app-env";
+import { storageUnavailable } from "./db/constraints";
 import { GatewayError, isGatewayError, renderError } from "./errors";
 import { ownBodyLimit } from "./middleware/body-limit";
 import { loadConfig } from "./middleware/config";
@@ -40,7 +41,7 @@ app.all("*", handleProductCall);
 
 app.onError((err, c) => {
   const error = toGatewayError(err);
-  if (error.code === "INTERNAL_ERROR" || error.code === "CONFIG_INVALID") {
+  if (error.code === "INTERNAL_ERROR" || error.code === "CONFIG_INVALID" || !isGatewayError(err)) {
     console.error(JSON.stringify({ event: "error", requestId: c.get("requestId"), error: String(err), stack: (err as Error).stack }));
   }
   return renderError(error, c.get("errorFormat") ?? "detailed", c.get("requestId") ?? crypto.randomUUID(), c.get("rateLimitHeaders"));
@@ -48,6 +49,7 @@ app.onError((err, c) => {
 
 function toGatewayError(err: unknown): GatewayError {
   if (isGatewayError(err)) return err;
+  if (storageUnavailable(err)) return new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Storage is unavailable; retry shortly" });
   if (err instanceof HTTPException && err.status === 413) return new GatewayError("PAYLOAD_TOO_LARGE");
   if (err instanceof HTTPException && err.status === 400) return new GatewayError("VALIDATION_FAILED", { message: err.message });
   return new GatewayError("INTERNAL_ERROR");

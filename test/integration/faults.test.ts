@@ -138,8 +138,8 @@ describe("D1 unavailable or slow", () => {
     expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
   }, FAULT_TIMEOUT_MS);
 
-  // The caller is judged without D1 (ADMIN_TOKEN); the write itself fails, which keygate answers as an internal error.
-  it("answers an admin's write with a JSON 500 INTERNAL_ERROR when D1 is down, and writes nothing", async () => {
+  // The caller is judged without D1 (ADMIN_TOKEN); the write itself fails: a 503 tells the client to retry.
+  it("answers an admin's write with a JSON 503 AUTH_BACKEND_UNAVAILABLE when D1 is down, and writes nothing", async () => {
     quiet();
     const name = `fault-${crypto.randomUUID()}`;
     const response = await callWith({ DB: brokenD1().db }, "/api/v1/keys", {
@@ -148,8 +148,8 @@ describe("D1 unavailable or slow", () => {
       body: JSON.stringify({ name }),
     });
     const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(500);
-    expect(body).toMatchObject({ code: "INTERNAL_ERROR", requestId: response.headers.get("x-request-id") });
+    expect(response.status, JSON.stringify(body)).toBe(503);
+    expect(body).toMatchObject({ code: "AUTH_BACKEND_UNAVAILABLE", requestId: response.headers.get("x-request-id") });
     expect(JSON.stringify(body)).not.toContain("D1_ERROR");
     expect(await env.DB.prepare("SELECT count(*) AS n FROM api_keys WHERE name = ?").bind(name).first("n")).toBe(0);
   }, FAULT_TIMEOUT_MS);
