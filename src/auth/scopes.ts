@@ -65,6 +65,7 @@ function methodMatches(ruleMethod: string, method: string): boolean {
 
 /** Every scope the call needs: one per matching rule, deduplicated. */
 export function requiredScopes(rules: readonly ScopeRule[], method: string, relativePath: string): string[] {
+  if (rules.length === 0) return []; // most products: no path to normalize
   const needed = new Set<string>();
   const path = normalizePath(relativePath);
   for (const rule of rules) {
