@@ -2,21 +2,13 @@
 // the e2e harness: what it prints, its exit codes, and what the gateway does afterwards.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../scripts/lib/paths.mjs';
-import { REQUEST_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, STARTUP_TIMEOUT_MS, readJson, startGateway, type Gateway } from './harness';
+import { REQUEST_TIMEOUT_MS, readJson, useGateway } from './harness';
 
 const CLI = join(repoRoot, 'scripts', 'keygate-cli.mjs');
 
-let gateway: Gateway;
-
-beforeAll(async () => {
-  gateway = await startGateway();
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  await gateway?.stop();
-}, SHUTDOWN_TIMEOUT_MS);
+const gateway = useGateway();
 
 interface Run {
   code: number;
@@ -30,7 +22,7 @@ function run(file: string, args: string[], env: Record<string, string> = {}): Pr
     execFile(
       file,
       args,
-      { cwd: repoRoot, env: { ...process.env, KEYGATE_URL: gateway.url, ADMIN_TOKEN: gateway.secrets.ADMIN_TOKEN!, ...env }, timeout: 30_000 },
+      { cwd: repoRoot, env: { ...process.env, KEYGATE_URL: gateway().url, ADMIN_TOKEN: gateway().secrets.ADMIN_TOKEN!, ...env }, timeout: 30_000 },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -42,7 +34,7 @@ const cli = (args: string[], env?: Record<string, string>) => run(process.execPa
 const printedKey = (stdout: string) => stdout.trim().split('\n').at(-1)!;
 
 async function useKey(path: string, key: string): Promise<{ status: number; code: unknown }> {
-  const response = await gateway.fetch(path, { headers: { 'X-API-Key': key } });
+  const response = await gateway().fetch(path, { headers: { 'X-API-Key': key } });
   const body = await readJson<Record<string, unknown>>(response);
   return { status: response.status, code: body.code };
 }
@@ -56,7 +48,7 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
   let key = '';
 
   it('products create, then products list shows it', async () => {
-    const created = await cli(['products', 'create', '--slug', slug, '--name', 'CLI product', '--prefix', prefix, '--origin', gateway.origin.url]);
+    const created = await cli(['products', 'create', '--slug', slug, '--name', 'CLI product', '--prefix', prefix, '--origin', gateway().origin.url]);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain(`Created product ${slug}`);
     const listed = await cli(['products', 'list']);
@@ -85,9 +77,9 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     key = body.key;
     expect(key).toMatch(/^ilal_live_[0-9a-f]{48}$/);
 
-    const before = gateway.origin.requests.length;
+    const before = gateway().origin.requests.length;
     expect(await useKey(`${prefix}/hello`, key)).toEqual({ status: 200, code: undefined });
-    expect(gateway.origin.requests.length).toBe(before + 1);
+    expect(gateway().origin.requests.length).toBe(before + 1);
 
     const listed = await cli(['keys', 'list']);
     expect(listed.code, listed.stderr).toBe(0);
@@ -117,13 +109,13 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     const revoked = await run('npm', ['run', '--silent', 'keygate', '--', 'keys', 'revoke', keyId]);
     expect(revoked.code, revoked.stderr).toBe(0);
     expect(revoked.stdout.trim()).toBe(`Revoked ${keyId}`);
-    const before = gateway.origin.requests.length;
+    const before = gateway().origin.requests.length;
     expect(await useKey(`${prefix}/hello`, key)).toEqual({ status: 401, code: 'API_KEY_INACTIVE' });
-    expect(gateway.origin.requests.length).toBe(before);
+    expect(gateway().origin.requests.length).toBe(before);
   }, REQUEST_TIMEOUT_MS * 3);
 
   it("a refusal prints the gateway's message and code and exits 1", async () => {
-    const duplicate = await cli(['products', 'create', '--slug', slug, '--name', 'again', '--prefix', `${prefix}-2`, '--origin', gateway.origin.url]);
+    const duplicate = await cli(['products', 'create', '--slug', slug, '--name', 'again', '--prefix', `${prefix}-2`, '--origin', gateway().origin.url]);
     expect(duplicate.code).toBe(1);
     expect(duplicate.stderr).toContain('Another product has this slug (CONFLICT)');
 

@@ -1,31 +1,23 @@
 // The gateway end to end: real wrangler dev, local D1 seeded by scripts/seed.mjs, and a
 // recording origin, so each test can check both the client's answer and what (if anything)
 // reached the origin. SPEC.md sections 1-4, 7, 8.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SHUTDOWN_TIMEOUT_MS, STARTUP_TIMEOUT_MS, readJson, startGateway, type Gateway } from './harness';
+import { describe, expect, it } from 'vitest';
+import { readJson, useGateway } from './harness';
 
-let gateway: Gateway;
-
-beforeAll(async () => {
-  gateway = await startGateway();
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  await gateway?.stop();
-}, SHUTDOWN_TIMEOUT_MS);
+const gateway = useGateway();
 
 /** Call the gateway; every response, success or error, must carry X-Request-Id. */
 async function call(path: string, init?: RequestInit): Promise<Response> {
-  const response = await gateway.fetch(path, init);
+  const response = await gateway().fetch(path, init);
   expect(response.headers.get('x-request-id'), `X-Request-Id on ${init?.method ?? 'GET'} ${path}`).toBeTruthy();
   return response;
 }
 
 /** Run `action` and check the origin received nothing meanwhile. */
 async function expectNothingForwarded<T>(action: () => Promise<T>): Promise<T> {
-  const before = gateway.origin.requests.length;
+  const before = gateway().origin.requests.length;
   const result = await action();
-  expect(gateway.origin.requests.slice(before), 'requests that reached the origin').toEqual([]);
+  expect(gateway().origin.requests.slice(before), 'requests that reached the origin').toEqual([]);
   return result;
 }
 
@@ -49,7 +41,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        'X-API-Key': gateway.keys.ila,
+        'X-API-Key': gateway().keys.ila,
         // Client-sent identity headers must never reach the origin.
         'X-Auth-Key-Id': 'forged',
         'X-Auth-Scopes': 'admin:*',
@@ -67,7 +59,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
       body: { inputs: { text: 'hello' } },
     });
 
-    const seen = gateway.origin.last()!;
+    const seen = gateway().origin.last()!;
     expect(seen.path).toBe('/api/summarize');
     expect(seen.headers['x-api-key']).toBeUndefined();
     expect(seen.headers['authorization']).toBeUndefined();
@@ -82,7 +74,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
 
   it('(c) ilal_live key as Bearer: GET /api/v1/defi/pools reaches the live origin', async () => {
     const response = await call('/api/v1/defi/pools?chain=eth', {
-      headers: { Authorization: `Bearer ${gateway.keys.ilalLive}` },
+      headers: { Authorization: `Bearer ${gateway().keys.ilalLive}` },
     });
     const body = await readJson(response);
     expect(response.status, JSON.stringify(body)).toBe(200);
@@ -91,7 +83,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
     expect(response.headers.get('x-ratelimit-remaining')).toMatch(/^\d+$/);
     expect(body).toMatchObject({ authMethod: 'api_key', path: '/api/v1/defi/pools', query: { chain: 'eth' } });
 
-    const seen = gateway.origin.last()!;
+    const seen = gateway().origin.last()!;
     expect(seen.path).toBe('/api/v1/defi/pools');
     expect(seen.headers['authorization']).toBeUndefined();
     expect(seen.headers['x-auth-env']).toBe('live');
@@ -100,11 +92,11 @@ describe('keygate over HTTP (wrangler dev)', () => {
 
   it('(d) ilal_test key is forwarded to the product test_origin_url (/sandbox)', async () => {
     const response = await call('/api/v1/defi/pools', {
-      headers: { Authorization: `Bearer ${gateway.keys.ilalTest}` },
+      headers: { Authorization: `Bearer ${gateway().keys.ilalTest}` },
     });
     const body = await readJson(response);
     expect(response.status, JSON.stringify(body)).toBe(200);
-    const seen = gateway.origin.last()!;
+    const seen = gateway().origin.last()!;
     expect(seen.path).toBe('/sandbox/api/v1/defi/pools');
     expect(seen.headers['x-auth-env']).toBe('test');
   });
@@ -113,7 +105,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
     const response = await expectNothingForwarded(() =>
       call('/api/v1/defi/swap', {
         method: 'POST',
-        headers: { Authorization: `Bearer ${gateway.keys.ilalTest}`, 'content-type': 'application/json' },
+        headers: { Authorization: `Bearer ${gateway().keys.ilalTest}`, 'content-type': 'application/json' },
         body: JSON.stringify({ from: 'ETH', to: 'USDC', amount: '1' }),
       }),
     );
@@ -168,7 +160,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
   it('(i) a path no product serves: 404 ROUTE_NOT_FOUND', async () => {
     // With a valid key, so the answer is the routing decision whatever order the checks run in.
     const response = await expectNothingForwarded(() =>
-      call('/no/such/product', { headers: { 'X-API-Key': gateway.keys.ila } }),
+      call('/no/such/product', { headers: { 'X-API-Key': gateway().keys.ila } }),
     );
     expect(response.status).toBe(404);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
@@ -176,7 +168,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
   });
 
   it('(j) the seeded demo user can sign in (POST /auth/login): password hash format matches', async () => {
-    const user = gateway.users.find((u) => u.role === 'user')!;
+    const user = gateway().users.find((u) => u.role === 'user')!;
     const response = await call('/auth/login', {
       method: 'POST',
       ...jsonBody({ email: user.email, password: user.password }),
@@ -192,7 +184,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
 
   it('(k) ADMIN_TOKEN reads the seeded products from the admin API', async () => {
     const response = await call('/api/v1/admin/products', {
-      headers: { Authorization: `Bearer ${gateway.secrets.ADMIN_TOKEN}` },
+      headers: { Authorization: `Bearer ${gateway().secrets.ADMIN_TOKEN}` },
     });
     const text = await response.text();
     expect(response.status, text).toBe(200);

@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { startDemoOrigin, type OriginRequest } from '../../scripts/demo-origin.mjs';
 import { seedLocalD1, type SeedResult } from '../../scripts/seed.mjs';
 import { freePort } from '../../scripts/lib/net.mjs';
@@ -123,4 +124,22 @@ export async function readJson<T = Record<string, unknown>>(response: Response):
   } catch {
     throw new Error(`expected JSON, got ${response.status} ${response.headers.get('content-type')}: ${text.slice(0, 500)}`);
   }
+}
+
+/**
+ * One gateway for the whole test file: started before its tests, stopped after
+ * them. Returns an accessor, since the gateway exists only once beforeAll ran.
+ */
+export function useGateway(options: GatewayOptions = {}): () => Gateway {
+  let gateway: Gateway | undefined;
+  beforeAll(async () => {
+    gateway = await startGateway(options);
+  }, STARTUP_TIMEOUT_MS);
+  afterAll(async () => {
+    await gateway?.stop();
+  }, SHUTDOWN_TIMEOUT_MS);
+  return () => {
+    if (!gateway) throw new Error('the gateway did not start (see beforeAll)');
+    return gateway;
+  };
 }

@@ -2,22 +2,14 @@
 // Durable Objects, the seeded demo key, and the recording origin. The seeded products and
 // keys set no limits, so RATE_LIMIT_PER_MINUTE_DEFAULT is the key's per-minute limit.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SHUTDOWN_TIMEOUT_MS, STARTUP_TIMEOUT_MS, readJson, startGateway, type Gateway } from './harness';
+import { describe, expect, it } from 'vitest';
+import { readJson, useGateway } from './harness';
 
 const LIMIT = 25;
 const CONCURRENT = 100;
 const PATH = '/api/v1/defi/pools';
 
-let gateway: Gateway;
-
-beforeAll(async () => {
-  gateway = await startGateway({ vars: { RATE_LIMIT_PER_MINUTE_DEFAULT: String(LIMIT) } });
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  await gateway?.stop();
-}, SHUTDOWN_TIMEOUT_MS);
+const gateway = useGateway({ vars: { RATE_LIMIT_PER_MINUTE_DEFAULT: String(LIMIT) } });
 
 /** Waits for the next UTC minute unless `seconds` are left in this one, so a burst stays in one window. */
 async function awaitRoomInMinute(seconds: number): Promise<void> {
@@ -28,10 +20,10 @@ async function awaitRoomInMinute(seconds: number): Promise<void> {
 describe('rate limits over HTTP (wrangler dev)', () => {
   it(`admits exactly ${LIMIT} of ${CONCURRENT} concurrent calls, and the origin receives exactly ${LIMIT}`, async () => {
     await awaitRoomInMinute(20);
-    const reachedBefore = gateway.origin.requests.filter((request) => request.path === PATH).length;
+    const reachedBefore = gateway().origin.requests.filter((request) => request.path === PATH).length;
 
     const responses = await Promise.all(
-      Array.from({ length: CONCURRENT }, () => gateway.fetch(PATH, { headers: { 'X-API-Key': gateway.keys.ilalLive } })),
+      Array.from({ length: CONCURRENT }, () => gateway().fetch(PATH, { headers: { 'X-API-Key': gateway().keys.ilalLive } })),
     );
     const results = await Promise.all(responses.map(async (response) => ({ response, body: await readJson<{ code?: string }>(response) })));
 
@@ -50,7 +42,7 @@ describe('rate limits over HTTP (wrangler dev)', () => {
       expect(response.headers.get('ratelimit')).toMatch(/^"minute";r=0;t=\d+, "day";r=\d+;t=\d+$/);
     }
 
-    const reached = gateway.origin.requests.filter((request) => request.path === PATH).length - reachedBefore;
+    const reached = gateway().origin.requests.filter((request) => request.path === PATH).length - reachedBefore;
     expect(reached, 'calls that reached the origin').toBe(LIMIT);
   });
 });

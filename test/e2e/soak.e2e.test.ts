@@ -4,8 +4,8 @@
 //  - no key was admitted for a request that started after its revocation (or its rotation's
 //    grace end) was answered;
 //  - every admitted request reached the origin exactly once, and nothing else reached it.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SHUTDOWN_TIMEOUT_MS, STARTUP_TIMEOUT_MS, readJson, startGateway, type Gateway } from './harness';
+import { describe, expect, it } from 'vitest';
+import { readJson, useGateway } from './harness';
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const CONCURRENCY = 16;
@@ -18,16 +18,8 @@ const ADMIN_EVERY_MS = 1500;
 const PATH = '/api/v1/defi/soak';
 const MINUTE_MS = 60_000;
 
-let gateway: Gateway;
-
-beforeAll(async () => {
-  // The soak hammers revoked keys from one address on purpose: the failed-auth throttle is not under test here.
-  gateway = await startGateway({ vars: { AUTH_FAILURE_LIMIT_PER_MINUTE: '1000000' } });
-}, STARTUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  await gateway?.stop();
-}, SHUTDOWN_TIMEOUT_MS);
+// The soak hammers revoked keys from one address on purpose: the failed-auth throttle is not under test here.
+const gateway = useGateway({ vars: { AUTH_FAILURE_LIMIT_PER_MINUTE: '1000000' } });
 
 interface PoolKey {
   id: string;
@@ -49,9 +41,9 @@ interface Outcome {
 }
 
 function admin(method: string, path: string, body?: unknown): Promise<Response> {
-  return gateway.fetch(path, {
+  return gateway().fetch(path, {
     method,
-    headers: { Authorization: `Bearer ${gateway.secrets.ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+    headers: { Authorization: `Bearer ${gateway().secrets.ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
 }
@@ -103,7 +95,7 @@ async function load(pool: PoolKey[], until: number, outcomes: Outcome[]): Promis
       issued += 1;
       const target = pool[Math.floor(Math.random() * pool.length)]!;
       const startedAt = Date.now();
-      const response = await gateway.fetch(PATH, { headers: { 'X-API-Key': target.key } });
+      const response = await gateway().fetch(PATH, { headers: { 'X-API-Key': target.key } });
       const body = await readJson<{ code?: string }>(response);
       outcomes.push({
         keyId: target.id,
@@ -144,7 +136,7 @@ describe('soak under key churn (wrangler dev)', () => {
     async () => {
       const pool: PoolKey[] = [];
       for (let i = 0; i < INITIAL_KEYS; i++) pool.push(await createKey(`soak-initial-${i}`));
-      const originBefore = gateway.origin.requests.length;
+      const originBefore = gateway().origin.requests.length;
       const outcomes: Outcome[] = [];
       const adminLog: string[] = [];
       const until = Date.now() + SOAK_SECONDS * 1000;
@@ -183,7 +175,7 @@ describe('soak under key churn (wrangler dev)', () => {
       expect(late.map((outcome) => `${outcome.keyId} ${deadAfter.get(outcome.keyId)!.how} at ${deadAfter.get(outcome.keyId)!.deadAfter}, started ${outcome.startedAt}`)).toEqual([]);
 
       // 3. Exactly once: the origin's X-Request-Ids are exactly the admitted responses' ids, each once.
-      const reached = gateway.origin.requests.slice(originBefore).filter((request) => request.path === PATH);
+      const reached = gateway().origin.requests.slice(originBefore).filter((request) => request.path === PATH);
       const reachedIds = reached.map((request) => String(request.headers['x-request-id']));
       const reachedCount = tally(reachedIds, (id) => id);
       expect([...reachedCount].filter(([, items]) => items.length > 1).map(([id]) => id), 'forwarded more than once').toEqual([]);

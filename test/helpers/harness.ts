@@ -4,7 +4,7 @@ import { invalidateKeyCache } from "../../src/auth/key-cache";
 import { insertKeyStatement, type KeyRecord } from "../../src/db/keys";
 import { insertProductStatement, type Product } from "../../src/db/products";
 import { invalidateProductCache } from "../../src/proxy/route-match";
-import { keyRecordFor } from "./key-record";
+import { keyRecordFor, productRecord } from "./records";
 
 /**
  * Each test builds its own world with unique ids and path prefixes: storage is
@@ -12,33 +12,10 @@ import { keyRecordFor } from "./key-record";
  * project's own query functions.
  */
 export const GATEWAY = "https://gateway.test";
-export const ORIGIN = "https://origin.test";
-
-export function uniqueSlug(label = "p"): string {
-  return `${label}-${crypto.randomUUID().slice(0, 8)}`;
-}
+export { ORIGIN, uniqueSlug } from "./records";
 
 export async function createProduct(overrides: Partial<Product> = {}): Promise<Product> {
-  const slug = overrides.slug ?? uniqueSlug();
-  const now = new Date().toISOString();
-  const product: Product = {
-    id: crypto.randomUUID(),
-    slug,
-    name: `Product ${slug}`,
-    pathPrefix: `/api/${slug}`,
-    originUrl: `${ORIGIN}/upstream`,
-    testOriginUrl: null,
-    stripPrefix: false,
-    authMethods: ["api_key", "jwt"],
-    errorFormat: "detailed",
-    rateLimitPerMinute: null,
-    rateLimitPerDay: null,
-    injectAuthMethod: true,
-    scopeRules: [],
-    createdAt: now,
-    updatedAt: now,
-    ...overrides,
-  };
+  const product = productRecord(overrides);
   await insertProductStatement(env.DB, product).run();
   invalidateProductCache();
   return product;
@@ -57,6 +34,12 @@ export async function createKey(options: KeyOptions = {}): Promise<{ key: string
   await insertKeyStatement(env.DB, record).run();
   invalidateKeyCache(record.prefix);
   return { key, record };
+}
+
+/** A CF-Connecting-IP of its own for a call, so the per-IP failed-auth throttle never links unrelated tests. */
+export function randomClientIp(): string {
+  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
+  return `10.${a}.${b}.${c}`;
 }
 
 /** A request to the gateway, as a client would send it. */

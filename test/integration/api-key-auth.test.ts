@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { keyPrefix } from "../../src/auth/key-format";
 import type { Product } from "../../src/db/products";
-import { call, createKey, createProduct, json } from "../helpers/harness";
+import { call, createKey, createProduct, json, randomClientIp } from "../helpers/harness";
 import { stubOrigin } from "../helpers/origin";
 
 /**
@@ -24,13 +24,8 @@ afterEach(() => {
  * failed-authentication throttling counts per address, and these tests fail
  * on purpose many times a minute.
  */
-function randomIp(): string {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
-}
-
 /** A call with a fresh client address unless the headers name one (or null = none). */
-function send(path: string, headers: Record<string, string> | Headers = {}, ip: string | null = randomIp(), init: RequestInit = {}) {
+function send(path: string, headers: Record<string, string> | Headers = {}, ip: string | null = randomClientIp(), init: RequestInit = {}) {
   const all = new Headers(headers);
   if (ip !== null && !all.has("cf-connecting-ip")) all.set("CF-Connecting-IP", ip);
   return call(path, { ...init, headers: all });

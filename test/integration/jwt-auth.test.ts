@@ -4,7 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type JWTPa
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { app } from "../../src/app";
 import { throttleName } from "../../src/limits/auth-throttle";
-import { call, createKey, createProduct, GATEWAY, json, ORIGIN } from "../helpers/harness";
+import { call, createKey, createProduct, GATEWAY, json, ORIGIN, randomClientIp } from "../helpers/harness";
 import { b64url, nowSeconds, signToken, uniqueSubject } from "../helpers/jwt";
 import { storedCounters } from "../helpers/limiter";
 import { echo, stubOrigin } from "../helpers/origin";
@@ -21,12 +21,7 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function randomIp(): string {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
-}
-
-function bearer(token: string, ip = randomIp()): RequestInit {
+function bearer(token: string, ip = randomClientIp()): RequestInit {
   return { headers: { Authorization: `Bearer ${token}`, "CF-Connecting-IP": ip } };
 }
 
@@ -185,7 +180,7 @@ describe("refused tokens through the gateway", () => {
   it("counts a refused JWT as a failed authentication of the client address", async () => {
     origin = stubOrigin();
     const product = await createProduct();
-    const ip = randomIp();
+    const ip = randomClientIp();
     await call(`${product.pathPrefix}/x`, bearer(await signToken({ exp: nowSeconds() - 120 }), ip));
     expect((await storedCounters(throttleName(ip)!)).auth_failures?.count).toBe(1);
   });
@@ -227,7 +222,7 @@ describe("third-party tokens from a remote JWKS", () => {
     const idp = await issuer();
     origin = stubOrigin((request) => (request.url === idp.url ? new Response("maintenance", { status: 503 }) : echo(request)));
     const product = await createProduct();
-    const ip = randomIp();
+    const ip = randomClientIp();
     const response = await callWithJwks(idp.url, `${product.pathPrefix}/x`, bearer(idp.token, ip));
     const body = await json(response);
     expect(response.status, JSON.stringify(body)).toBe(503);

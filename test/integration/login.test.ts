@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyJwt } from "../../src/auth/jwt";
 import { PBKDF2_ITERATIONS } from "../../src/auth/password";
 import { getConfig } from "../../src/config";
-import { call, createProduct, json } from "../helpers/harness";
+import { call, createProduct, json, randomClientIp } from "../helpers/harness";
 import { OWN_KID, signingJwk } from "../helpers/jwt";
 import { setClock, storedCounters } from "../helpers/limiter";
 import { stubOrigin } from "../helpers/origin";
@@ -21,12 +21,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function randomIp(): string {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
-}
-
-function login(body: unknown, ip: string = randomIp(), contentType = "application/json"): Promise<Response> {
+function login(body: unknown, ip: string = randomClientIp(), contentType = "application/json"): Promise<Response> {
   return call("/auth/login", {
     method: "POST",
     headers: { "Content-Type": contentType, "CF-Connecting-IP": ip },
@@ -159,7 +154,7 @@ describe("POST /auth/login", () => {
     });
 
     it("refuses a body that is not sent as JSON, naming the missing fields", async () => {
-      const response = await login("email=a@example.com&password=x", randomIp(), "application/x-www-form-urlencoded");
+      const response = await login("email=a@example.com&password=x", randomClientIp(), "application/x-www-form-urlencoded");
       const body = await json(response);
       expect(response.status, JSON.stringify(body)).toBe(400);
       expect(body.fields.map((field: { path: string }) => field.path)).toEqual(["email", "password"]);
@@ -189,7 +184,7 @@ describe("POST /auth/login", () => {
 
     it("throttles an address after too many failures across accounts", async () => {
       setClock(new Date().toISOString());
-      const ip = randomIp();
+      const ip = randomClientIp();
       for (let attempt = 0; attempt < LIMIT; attempt++) {
         expect((await login({ email: `nobody-${attempt}-${crypto.randomUUID()}@example.com`, password: "guess" }, ip)).status).toBe(401);
       }
@@ -197,12 +192,12 @@ describe("POST /auth/login", () => {
       const throttled = await login({ email: user.email, password }, ip);
       expect(throttled.status).toBe(429);
       expect((await json(throttled)).code).toBe("AUTH_THROTTLED");
-      expect((await login({ email: user.email, password }, randomIp())).status, "other addresses are not affected").toBe(200);
+      expect((await login({ email: user.email, password }, randomClientIp())).status, "other addresses are not affected").toBe(200);
     });
 
     it("does not count a successful login as a failure", async () => {
       const { user, password } = await createUser();
-      const ip = randomIp();
+      const ip = randomClientIp();
       expect((await login({ email: user.email, password }, ip)).status).toBe(200);
       expect(await storedCounters(`email:${user.email.toLowerCase()}`)).toEqual({});
     });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { call, createKey, createProduct, json } from "../helpers/harness";
+import { call, createKey, createProduct, json, randomClientIp } from "../helpers/harness";
 import { signToken, uniqueSubject } from "../helpers/jwt";
 import { storedCounters } from "../helpers/limiter";
 import { stubOrigin } from "../helpers/origin";
@@ -15,13 +15,8 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function randomIp(): string {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
-}
-
 function send(path: string, headers: Record<string, string>): Promise<Response> {
-  return call(path, { headers: { "CF-Connecting-IP": randomIp(), ...headers } });
+  return call(path, { headers: { "CF-Connecting-IP": randomClientIp(), ...headers } });
 }
 
 /** A valid keygate JWT for a fresh subject, and that subject. */

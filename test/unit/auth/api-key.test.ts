@@ -3,7 +3,7 @@ import { keyNotAfter, verifyApiKey, type KeyLookup } from "../../../src/auth/api
 import { generateKey, keyPrefix } from "../../../src/auth/key-format";
 import type { KeyRecord } from "../../../src/db/keys";
 import { GatewayError } from "../../../src/errors";
-import { keyRecordFor } from "../../helpers/key-record";
+import { keyRecordFor } from "../../helpers/records";
 
 const NOW = Date.parse("2026-03-01T12:00:00.000Z");
 const BEFORE = "2026-03-01T11:59:59.999Z";

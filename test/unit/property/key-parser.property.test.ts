@@ -5,7 +5,7 @@ import { extractCredential } from "../../../src/auth/credentials";
 import { detectKeyFormat, keyPrefix, KEY_FORMAT_NAMES, matchesKeyFormat, type KeyFormatName } from "../../../src/auth/key-format";
 import type { KeyRecord } from "../../../src/db/keys";
 import { GatewayError } from "../../../src/errors";
-import { keyRecordFor } from "../../helpers/key-record";
+import { keyRecordFor } from "../../helpers/records";
 
 /**
  * The key parser (credentials.ts + key-format.ts + api-key.ts) under

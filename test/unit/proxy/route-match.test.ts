@@ -1,25 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { Product } from "../../../src/db/products";
 import { matchProduct, relativePath } from "../../../src/proxy/route-match";
+import { productRecord } from "../../helpers/records";
 
 function product(pathPrefix: string): Product {
-  return {
-    id: pathPrefix,
-    slug: pathPrefix.replace(/\W+/g, "-"),
-    name: pathPrefix,
-    pathPrefix,
-    originUrl: "https://origin.test",
-    testOriginUrl: null,
-    stripPrefix: false,
-    authMethods: ["api_key", "jwt"],
-    errorFormat: "detailed",
-    rateLimitPerMinute: null,
-    rateLimitPerDay: null,
-    injectAuthMethod: true,
-    scopeRules: [],
-    createdAt: "2026-01-01T00:00:00.000Z",
-    updatedAt: "2026-01-01T00:00:00.000Z",
-  };
+  return productRecord({ id: pathPrefix, slug: pathPrefix.replace(/\W+/g, "-"), name: pathPrefix, pathPrefix, originUrl: "https://origin.test" });
 }
 
 describe("matchProduct", () => {
