@@ -2,13 +2,10 @@ import type { Principal } from "../auth/principal";
 import { principalScopes } from "../auth/principal";
 import type { Product } from "../db/products";
 import { GatewayError } from "../errors";
+import { clientResponseHeaders, originRequestHeaders } from "./forwarded-headers";
 import { signOriginRequest } from "./origin-signature";
 import { relativePath } from "./route-match";
 
-/** RFC 9110 §7.6.1 hop-by-hop headers, never forwarded in either direction. */
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
-/** Credentials stay at the edge; the origin gets identity headers instead. */
-const CREDENTIAL_HEADERS = ["authorization", "x-api-key"];
 /** Bodies up to this size are rewritten to carry authMethod. */
 export const INJECT_MAX_BYTES = 1_048_576;
 
@@ -35,11 +32,6 @@ export function originUrl(product: Product, principal: Principal, url: URL): URL
   return target;
 }
 
-function stripHopByHop(headers: Headers): void {
-  const listed = (headers.get("connection") ?? "").split(",").map((name) => name.trim().toLowerCase());
-  for (const name of [...HOP_BY_HOP, ...listed]) if (name) headers.delete(name);
-}
-
 function identityHeaders(principal: Principal, product: Product, requestId: string): Record<string, string> {
   const base = {
     "X-Auth-Method": principal.method,
@@ -56,13 +48,8 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
   const { product, principal, requestId } = options;
   const target = originUrl(product, principal, options.url);
 
-  const headers = new Headers(request.headers);
-  stripHopByHop(headers);
-  for (const name of CREDENTIAL_HEADERS) headers.delete(name);
-  for (const name of [...headers.keys()]) if (name.startsWith("x-auth-")) headers.delete(name);
-  headers.delete("x-request-id");
-  // The client's own X-Forwarded-For is not trusted: the edge knows the address.
-  headers.delete("x-forwarded-for");
+  const headers = originRequestHeaders(request.headers);
+  // The client's own X-Forwarded-For was dropped: the edge knows the address.
   if (options.clientIp) headers.set("X-Forwarded-For", options.clientIp);
   for (const [name, value] of Object.entries(identityHeaders(principal, product, requestId))) headers.set(name, value);
   const timestamp = String(Math.floor(Date.now() / 1000));
@@ -87,8 +74,12 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
     throw new GatewayError(timedOut ? "ORIGIN_TIMEOUT" : "ORIGIN_UNAVAILABLE");
   }
 
-  const responseHeaders = new Headers(response.headers);
-  stripHopByHop(responseHeaders);
+  if (response.status < 200) {
+    // An interim answer (100 Continue, 103 Early Hints) is no answer; a Response cannot even be built from one.
+    console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut: false, error: `interim status ${response.status}` }));
+    throw new GatewayError("ORIGIN_UNAVAILABLE");
+  }
+  const responseHeaders = clientResponseHeaders(response.headers);
   let body: BodyInit | null = response.body;
   if (product.injectAuthMethod) {
     try {
