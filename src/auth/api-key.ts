@@ -1,5 +1,6 @@
 import type { KeyRecord } from "../db/keys";
 import { GatewayError } from "../errors";
+import { credentialRefusal, credentialStateOutcome } from "./credential-state";
 import { fromHex, keyPrefix, matchesKeyFormat, sha256, type KeyFormatName } from "./key-format";
 
 /**
@@ -40,7 +41,6 @@ export function keyNotAfter(key: Pick<KeyRecord, "expiresAt" | "graceUntil">): n
 }
 
 export function assertKeyUsable(key: Pick<KeyRecord, "status" | "expiresAt" | "graceUntil">, now: number): void {
-  if (key.status !== "active") throw new GatewayError("API_KEY_INACTIVE");
-  const notAfter = keyNotAfter(key);
-  if (notAfter !== null && now >= notAfter) throw new GatewayError("API_KEY_EXPIRED");
+  const outcome = credentialStateOutcome({ status: key.status, notAfter: keyNotAfter(key) }, now);
+  if (outcome) throw credentialRefusal(outcome, "api_key");
 }

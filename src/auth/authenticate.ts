@@ -2,7 +2,7 @@ import type { Config } from "../config";
 import { findKeysByPrefix, type KeyRecord } from "../db/keys";
 import { GatewayError } from "../errors";
 import { verifyApiKey } from "./api-key";
-import { extractCredential } from "./credentials";
+import { extractCredential, type Credential } from "./credentials";
 import { verifyJwt } from "./jwt";
 import { cacheKeys, cachedKeys } from "./key-cache";
 import type { Principal } from "./principal";
@@ -26,10 +26,19 @@ export async function lookupKeys(db: D1Database, config: Config, prefix: string,
   return rows;
 }
 
-/** SPEC section 1: pick the credential, then verify it as a key or a JWT. */
-export async function authenticate(headers: Headers, db: D1Database, config: Config, now: number): Promise<Principal> {
-  const credential = extractCredential(headers.get("x-api-key"), headers.get("authorization"), config.apiKeyFormats);
+/** SPEC section 1: which credential the request carries (no storage touched). */
+export function requestCredential(headers: Headers, config: Config): Credential {
+  return extractCredential(headers.get("x-api-key"), headers.get("authorization"), config.apiKeyFormats);
+}
+
+/** Verifies a credential as a key (format, prefix, hash, status, expiry) or a JWT. */
+export async function verifyCredential(credential: Credential, db: D1Database, config: Config, now: number): Promise<Principal> {
   if (credential.kind === "jwt") return verifyJwt(credential.token, config, now);
   const key = await verifyApiKey(credential.key, credential.format, (prefix) => lookupKeys(db, config, prefix, now), now);
   return { method: "api_key", key };
+}
+
+/** Both steps, for product calls. */
+export function authenticate(headers: Headers, db: D1Database, config: Config, now: number): Promise<Principal> {
+  return verifyCredential(requestCredential(headers, config), db, config, now);
 }

@@ -2,7 +2,10 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../app-env";
-import { authenticate } from "../auth/authenticate";
+import { requestCredential, verifyCredential } from "../auth/authenticate";
+import { ipRefusal } from "../auth/authorize";
+import { credentialRefusal, credentialStateOutcome } from "../auth/credential-state";
+import type { Credential } from "../auth/credentials";
 import { sha256 } from "../auth/key-format";
 import { limiterName, type Principal } from "../auth/principal";
 import type { Config } from "../config";
@@ -33,18 +36,16 @@ export interface Caller {
 }
 
 const ADMIN_TOKEN_CALLER: Caller = { authMethod: "admin_token", isAdmin: true, user: null, key: null, actor: "admin_token" };
-const BEARER = /^[ \t]*Bearer +([^ \t]+)[ \t]*$/i;
 
 /**
- * Whether the Authorization header carries exactly the ADMIN_TOKEN. Both sides
- * are hashed first so the constant-time comparison never depends on lengths.
- * X-API-Key, when present, is used exclusively (SPEC 1.1), so it rules this out.
+ * Whether the credential is exactly the ADMIN_TOKEN: a Bearer token that is
+ * not a key (the same parsing as every credential, so X-API-Key, when
+ * present, rules it out). Both sides are hashed first so the constant-time
+ * comparison never depends on lengths.
  */
-async function presentsAdminToken(headers: Headers, config: Config): Promise<boolean> {
-  if (config.adminToken === undefined || headers.has("x-api-key")) return false;
-  const token = BEARER.exec(headers.get("authorization") ?? "")?.[1];
-  if (token === undefined) return false;
-  const [presented, expected] = await Promise.all([sha256(token), sha256(config.adminToken)]);
+async function isAdminToken(credential: Credential, config: Config): Promise<boolean> {
+  if (config.adminToken === undefined || credential.kind !== "jwt") return false;
+  const [presented, expected] = await Promise.all([sha256(credential.token), sha256(config.adminToken)]);
   return crypto.subtle.timingSafeEqual(presented, expected);
 }
 
@@ -60,8 +61,8 @@ async function assertKeyStateLive(env: Env, principal: Extract<Principal, { meth
     console.error(JSON.stringify({ event: "rate_limiter_failed", error: String(error) }));
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });
   }
-  if (state.status !== "active") throw new GatewayError("API_KEY_INACTIVE");
-  if (state.notAfter !== null && now >= state.notAfter) throw new GatewayError("API_KEY_EXPIRED");
+  const outcome = credentialStateOutcome(state, now);
+  if (outcome) throw credentialRefusal(outcome, "api_key");
 }
 
 /** The token's user as stored now; storage down is a 503, like a failed key lookup, never a 500 or a 401. */
@@ -74,9 +75,12 @@ async function currentUser(db: D1Database, id: string): Promise<UserRecord | und
   }
 }
 
-async function callerOf(principal: Principal, c: Context<AppEnv>, now: number): Promise<Caller> {
+async function callerOf(principal: Principal, c: Context<AppEnv>, clientIp: string | null, now: number): Promise<Caller> {
   if (principal.method === "api_key") {
+    // The SPEC's order, as on product calls: status and expiry (the object knows a revocation first), then IP.
     await assertKeyStateLive(c.env, principal, now);
+    const refusal = ipRefusal(principal, clientIp);
+    if (refusal) throw refusal;
     return { authMethod: "api_key", isAdmin: false, user: null, key: principal.key, actor: `key:${principal.key.id}` };
   }
   if (principal.userId === null) {
@@ -98,9 +102,10 @@ export async function resolveCaller(c: Context<AppEnv>): Promise<Caller> {
   const ip = headers.get("cf-connecting-ip");
   assertNotThrottled(c.env, config, ip);
   return recordingAuthFailures(c.env, config, ip, async () => {
-    if (await presentsAdminToken(headers, config)) return ADMIN_TOKEN_CALLER;
+    const credential = requestCredential(headers, config);
+    if (await isAdminToken(credential, config)) return ADMIN_TOKEN_CALLER;
     const now = Date.now();
-    return callerOf(await authenticate(headers, c.env.DB, config, now), c, now);
+    return callerOf(await verifyCredential(credential, c.env.DB, config, now), c, ip, now);
   });
 }
 
