@@ -30,7 +30,10 @@ CREATE TABLE products (
   inject_auth_method    INTEGER NOT NULL DEFAULT 1 CHECK (inject_auth_method IN (0, 1)),
   scope_rules           TEXT NOT NULL DEFAULT '[]',  -- JSON array of {method?, path?, scope}
   created_at            TEXT NOT NULL,
-  updated_at            TEXT NOT NULL
+  updated_at            TEXT NOT NULL,
+  -- Scope rules match the canonical path case-insensitively and ignoring one trailing slash unless set (0002).
+  case_sensitive_rules  INTEGER NOT NULL DEFAULT 0 CHECK (case_sensitive_rules IN (0, 1)),
+  strict_trailing_slash INTEGER NOT NULL DEFAULT 0 CHECK (strict_trailing_slash IN (0, 1))
 );
 
 -- API keys. Only the SHA-256 of a key is stored; the plaintext is shown once.

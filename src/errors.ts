@@ -99,6 +99,11 @@ export const ERRORS = {
   RATE_LIMIT_EXCEEDED: { status: 429, message: "Rate limit exceeded", hint: "Wait until the minute window resets (Retry-After)" },
   DAILY_QUOTA_EXCEEDED: { status: 429, message: "Daily quota exceeded", hint: "Wait until the UTC day resets (Retry-After)" },
   AUTH_THROTTLED: { status: 429, message: "Too many failed authentication attempts", hint: "Wait before trying again (Retry-After)" },
+  PATH_INVALID: {
+    status: 400,
+    message: "The request path cannot be put in canonical form",
+    hint: "Send a plain path: no ';' parameters, backslashes, encoded slashes, controls or double encoding",
+  },
   ROUTE_NOT_FOUND: { status: 404, message: "No route matches this path", hint: "Check the path against the products' path prefixes" },
   NOT_FOUND: { status: 404, message: "Resource not found", hint: "Check the id" },
   METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed", hint: "Check the endpoint table" },

@@ -19,6 +19,10 @@ export interface Product {
   rateLimitPerDay: number | null;
   injectAuthMethod: boolean;
   scopeRules: ScopeRule[];
+  /** Scope rules match the path's case exactly (default: case-insensitively). */
+  caseSensitiveRules: boolean;
+  /** A trailing slash makes a different path for the rules (default: one is ignored). */
+  strictTrailingSlash: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -37,6 +41,8 @@ interface ProductRow {
   rate_limit_per_day: number | null;
   inject_auth_method: number;
   scope_rules: string;
+  case_sensitive_rules: number;
+  strict_trailing_slash: number;
   created_at: string;
   updated_at: string;
 }
@@ -56,6 +62,8 @@ export function rowToProduct(row: ProductRow): Product {
     rateLimitPerDay: row.rate_limit_per_day,
     injectAuthMethod: row.inject_auth_method === 1,
     scopeRules: parseJsonList<ScopeRule>(row.scope_rules),
+    caseSensitiveRules: row.case_sensitive_rules === 1,
+    strictTrailingSlash: row.strict_trailing_slash === 1,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -76,7 +84,7 @@ export async function getProduct(db: D1Database, idOrSlug: string): Promise<Prod
 
 /** The columns an edit may change, as SQL values, in one order for INSERT and UPDATE. */
 const EDITABLE_COLUMNS =
-  "name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods, error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules";
+  "name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods, error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules, case_sensitive_rules, strict_trailing_slash";
 
 function editableValues(product: Product): (string | number | null)[] {
   return [
@@ -91,12 +99,14 @@ function editableValues(product: Product): (string | number | null)[] {
     product.rateLimitPerDay,
     product.injectAuthMethod ? 1 : 0,
     JSON.stringify(product.scopeRules),
+    product.caseSensitiveRules ? 1 : 0,
+    product.strictTrailingSlash ? 1 : 0,
   ];
 }
 
 export function insertProductStatement(db: D1Database, product: Product): D1PreparedStatement {
   return db
-    .prepare(`INSERT INTO products (id, slug, ${EDITABLE_COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    .prepare(`INSERT INTO products (id, slug, ${EDITABLE_COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     .bind(product.id, product.slug, ...editableValues(product), product.createdAt, product.updatedAt);
 }
 

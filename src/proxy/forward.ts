@@ -3,7 +3,7 @@ import { principalScopes } from "../auth/principal";
 import type { Product } from "../db/products";
 import { GatewayError } from "../errors";
 import { clientResponseHeaders, originRequestHeaders } from "./forwarded-headers";
-import { signOriginRequest } from "./origin-signature";
+import { contentDigest, signOriginRequest } from "./origin-signature";
 import { relativePath } from "./route-match";
 
 /** Bodies up to this size are rewritten to carry authMethod. */
@@ -13,8 +13,10 @@ export interface ForwardOptions {
   product: Product;
   principal: Principal;
   requestId: string;
-  /** The request's URL, already parsed by the caller. */
-  url: URL;
+  /** The canonical path that was authorized (SPEC section 3): exactly what the origin receives. */
+  path: string;
+  /** The query, "?…" or "", passed on as sent. */
+  search: string;
   clientIp: string | null;
   signingSecret: string;
   timeoutMs: number;
@@ -22,13 +24,13 @@ export interface ForwardOptions {
   body: ReadableStream | ArrayBuffer | null;
 }
 
-export function originUrl(product: Product, principal: Principal, url: URL): URL {
+export function originUrl(product: Product, principal: Principal, canonicalPath: string, search: string): URL {
   const useTest = principal.method === "api_key" && principal.key.env === "test" && product.testOriginUrl;
-  const path = product.stripPrefix ? relativePath(product, url.pathname) : url.pathname;
+  const path = product.stripPrefix ? relativePath(product, canonicalPath) : canonicalPath;
   // Parsed once per request (hot path): the target starts as the origin URL itself.
   const target = new URL(useTest ? product.testOriginUrl! : product.originUrl);
   target.pathname = target.pathname.replace(/\/+$/, "") + path;
-  target.search = url.search;
+  target.search = search;
   return target;
 }
 
@@ -46,15 +48,21 @@ function identityHeaders(principal: Principal, product: Product, requestId: stri
 
 export async function forwardToOrigin(request: Request, options: ForwardOptions): Promise<Response> {
   const { product, principal, requestId } = options;
-  const target = originUrl(product, principal, options.url);
+  const target = originUrl(product, principal, options.path, options.search);
+  const requestBody = request.method === "GET" || request.method === "HEAD" ? null : await bufferedBody(options.body);
 
   const headers = originRequestHeaders(request.headers);
   // The client's own X-Forwarded-For was dropped: the edge knows the address.
   if (options.clientIp) headers.set("X-Forwarded-For", options.clientIp);
   for (const [name, value] of Object.entries(identityHeaders(principal, product, requestId))) headers.set(name, value);
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  headers.set("X-Auth-Timestamp", timestamp);
-  headers.set("X-Auth-Signature", await signOriginRequest(options.signingSecret, request.method, target.pathname + target.search, timestamp, headers));
+  if (requestBody) headers.set("Content-Digest", await contentDigest(requestBody));
+  await signOriginRequest(options.signingSecret, {
+    method: request.method,
+    url: target,
+    headers,
+    created: Math.floor(Date.now() / 1000),
+    nonce: requestId,
+  });
 
   let response: Response;
   try {
@@ -63,7 +71,7 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
       {
         method: request.method,
         headers,
-        body: request.method === "GET" || request.method === "HEAD" ? null : options.body,
+        body: requestBody,
         redirect: "manual",
       },
       options.timeoutMs,
@@ -91,6 +99,16 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
     }
   }
   return new Response(body, { status: response.status, statusText: response.statusText, headers: responseHeaders });
+}
+
+/**
+ * The body's bytes, for its Content-Digest: the signature binds the body, so
+ * it is read before anything is sent. It is at most MAX_BODY_BYTES (a
+ * declared length was judged, an undeclared one was read within the cap).
+ */
+async function bufferedBody(body: ReadableStream | ArrayBuffer | null): Promise<ArrayBuffer | null> {
+  if (body === null || body instanceof ArrayBuffer) return body;
+  return new Response(body).arrayBuffer();
 }
 
 /**

@@ -38,6 +38,10 @@ const DROPPED = new Set([
   "x-original-url",
   "x-rewrite-url",
   "x-request-id",
+  // keygate's own signature and body digest (RFC 9421, RFC 9530) are computed, never passed on.
+  "signature",
+  "signature-input",
+  "content-digest",
   // Method overrides: the method that was authorized is the method the origin serves.
   "x-http-method-override",
   "x-http-method",

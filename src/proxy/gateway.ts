@@ -9,6 +9,7 @@ import { assertDeclaredLength, readBodyWithin } from "../middleware/body-limit";
 import { assertNotThrottled, recordingAuthFailures } from "../limits/auth-throttle";
 import { checkLimits, type LimitResult } from "../limits/client";
 import { rateLimitHeaders, type LimitCheck } from "../limits/windows";
+import { canonicalPath } from "./canonical-path";
 import { forwardToOrigin } from "./forward";
 import { loadProducts, matchProduct, relativePath } from "./route-match";
 
@@ -26,21 +27,26 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
 
   // Before any storage lookup: a throttled address costs nothing but memory.
   assertNotThrottled(c.env, config, clientIp);
+  // One canonical path is routed, authorized and forwarded; what it cannot model is refused before storage.
+  const canonical = canonicalPath(url.pathname);
+  if (!canonical.ok) throw new GatewayError("PATH_INVALID", { message: `The request path is refused: ${canonical.reason}` });
+  const path = canonical.path;
 
-  const product = await routeProduct(c.env.DB, config, url.pathname, now);
+  const product = await routeProduct(c.env.DB, config, path, now);
   c.set("product", product);
   c.set("errorFormat", product.errorFormat);
 
   assertDeclaredLength(request, config.maxBodyBytes);
   const { principal, body } = await recordingAuthFailures(c.env, config, clientIp, () =>
-    admitCall(c, { product, clientIp, method: request.method, relativePath: relativePath(product, url.pathname) }, now),
+    admitCall(c, { product, clientIp, method: request.method, relativePath: relativePath(product, path) }, now),
   );
 
   const response = await forwardToOrigin(request, {
     product,
     principal,
     requestId: c.get("requestId"),
-    url,
+    path,
+    search: url.search,
     clientIp,
     signingSecret: config.originSigningSecret,
     timeoutMs: config.originTimeoutMs,

@@ -1,25 +1,18 @@
-import { normalizePath } from "../auth/scopes";
 import { listProducts, type Product } from "../db/products";
 
 /**
  * Product routing: the product with the longest path_prefix that the path
  * equals or continues with "/" (so /api/v1/defiX never matches /api/v1/defi).
- * The path must route the same as written and as an origin that decodes and
- * normalizes it would read it: /api/a/..%2Fb/x belongs to neither /api/a nor
- * /api/b, since it is checked against one and served by the other.
+ * The path is the canonical one (canonicalPath): it is also the path the
+ * origin is sent, so no spelling routes one way and is served another.
  */
-export function matchProduct(products: readonly Product[], path: string): Product | undefined {
-  const product = longestPrefixMatch(products, path);
-  return product === longestPrefixMatch(products, normalizePath(path)) ? product : undefined;
-}
-
-function longestPrefixMatch(products: readonly Product[], path: string): Product | undefined {
+export function matchProduct(products: readonly Product[], canonicalPath: string): Product | undefined {
   let best: Product | undefined;
   // The best match's trimmed length, kept rather than re-trimmed for every comparison (hot path).
   let bestLength = -1;
   for (const product of products) {
     const prefix = product.pathPrefix.replace(/\/+$/, "");
-    const matches = prefix === "" || path === prefix || path.startsWith(`${prefix}/`);
+    const matches = prefix === "" || canonicalPath === prefix || canonicalPath.startsWith(`${prefix}/`);
     if (matches && prefix.length > bestLength) {
       best = product;
       bestLength = prefix.length;

@@ -60,6 +60,8 @@ export const adminProductsRoutes = new Hono<AppEnv>()
       rateLimitPerDay: body.rateLimitPerDay ?? null,
       injectAuthMethod: body.injectAuthMethod ?? true,
       scopeRules: body.scopeRules ?? [],
+      caseSensitiveRules: body.caseSensitiveRules ?? false,
+      strictTrailingSlash: body.strictTrailingSlash ?? false,
       createdAt: nowIso(now),
       updatedAt: nowIso(now),
     };

@@ -1,6 +1,7 @@
 import * as z from "../zod";
 import { isValidIpRange } from "../auth/ip-allowlist";
 import { KEY_FORMAT_NAMES } from "../auth/key-format";
+import { globProblem, MAX_RULE_PATH_LENGTH } from "../auth/scopes";
 
 /**
  * The zod schemas of keygate's own endpoints: the handlers validate with
@@ -104,7 +105,16 @@ const scopeRule = z.strictObject({
       z.transform((value: string) => value.toUpperCase()),
     ),
   ),
-  path: z.optional(z.string().check(z.regex(/^\/\S{0,500}$/, 'must be a glob starting with "/"'))),
+  // Linear matching needs bounded globs: at most MAX_GLOBSTARS_PER_RULE "**", each a whole segment, written canonically.
+  path: z.optional(
+    z.string().check(
+      z.maxLength(MAX_RULE_PATH_LENGTH),
+      z.superRefine((glob, ctx) => {
+        const problem = globProblem(glob);
+        if (problem) ctx.addIssue({ code: "custom", message: problem, input: glob });
+      }),
+    ),
+  ),
   scope: z.string().check(z.regex(/^[A-Za-z0-9:._-]{1,100}$/, "must be letters, digits and : . _ - (max 100)")),
 });
 
@@ -120,6 +130,8 @@ const productFields = {
   rateLimitPerDay: z.optional(z.nullable(perDay)),
   injectAuthMethod: z.optional(z.boolean()),
   scopeRules: z.optional(z.array(scopeRule).check(z.maxLength(100))),
+  caseSensitiveRules: z.optional(z.boolean()),
+  strictTrailingSlash: z.optional(z.boolean()),
 };
 
 export const ProductCreateSchema = z.strictObject({ slug, ...productFields });
@@ -248,6 +260,8 @@ export const ProductViewSchema = z.object({
   rateLimitPerDay: z.nullable(z.number()),
   injectAuthMethod: z.boolean(),
   scopeRules: z.array(z.object({ method: z.optional(z.string()), path: z.optional(z.string()), scope: z.string() })),
+  caseSensitiveRules: z.boolean(),
+  strictTrailingSlash: z.boolean(),
   createdAt: isoTime,
   updatedAt: isoTime,
 });

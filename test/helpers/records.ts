@@ -53,6 +53,8 @@ export function productRecord(overrides: Partial<Product> = {}): Product {
     rateLimitPerDay: null,
     injectAuthMethod: true,
     scopeRules: [],
+    caseSensitiveRules: false,
+    strictTrailingSlash: false,
     createdAt: now,
     updatedAt: now,
     ...overrides,

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { keyPrefix } from "../../src/auth/key-format";
 import type { Product } from "../../src/db/products";
 import { call, createKey, createProduct, json, randomClientIp } from "../helpers/harness";
+import { storedCounters } from "../helpers/limiter";
 import { stubOrigin } from "../helpers/origin";
 
 /**
@@ -428,6 +429,18 @@ describe("API_KEY_SCOPE_MISSING", () => {
     expect(body.requiredScope).toBe("defi:admin");
   });
 
+  it.each([
+    ["an encoded slash", "/admin%2Fusers"],
+    ["an encoded slash and dot-dot", "/public/..%2Fadmin/users"],
+    ["a matrix parameter", "/admin;x/users"],
+    ["an encoded backslash", "/admin%5Cusers"],
+    ["double encoding", "/%2561dmin/users"],
+  ])("refuses a path spelled with %s as 400 PATH_INVALID, before storage and quota", async (_label, path) => {
+    const { key, record } = await createKey({ scopes: ["defi:read"] });
+    await expectRefusal(await send(`${product.pathPrefix}${path}`, { "X-API-Key": key }), 400, "PATH_INVALID", key);
+    expect(await storedCounters(`key:${record.id}`)).toEqual({});
+  });
+
   it("needs a GET rule's scope for HEAD too", async () => {
     const { key } = await createKey({ scopes: [] });
     const response = await send(`${product.pathPrefix}/quotes/eth`, { "X-API-Key": key }, undefined, { method: "HEAD" });
@@ -467,8 +480,9 @@ describe("API_KEY_SCOPE_MISSING", () => {
   it.each([
     ["a percent-encoded letter", "/%61dmin/users"],
     ["a doubled slash", "//admin/users"],
-    ["an encoded slash", "/admin%2Fusers"],
-    ["an encoded dot-dot segment", "/public/..%2Fadmin/users"],
+    ["upper case", "/ADMIN/users"],
+    ["a trailing slash", "/admin/users/"],
+    ["an encoded dot-dot segment", "/public/%2e%2e/admin/users"],
   ])("needs the scope of the path an origin would serve when it is spelled with %s", async (_label, path) => {
     const { key } = await createKey({ scopes: ["defi:read"] });
     const body = await expectRefusal(await send(`${product.pathPrefix}${path}`, { "X-API-Key": key }), 403, "API_KEY_SCOPE_MISSING", key);
