@@ -20,9 +20,11 @@ const HELP = `keygate admin CLI
 Usage: npm run keygate -- <command> [options]
 
   keys list
-  keys create --name NAME [--format ilal|ila] [--env live|test] [--owner USER_ID]
-              [--products a,b] [--scopes s1,s2] [--expires ISO_TIME]
+  keys create --name NAME [--owner USER_ID] [--products a,b] [--scopes s1,s2]
+              [--format ilal|ila] [--env live|test] [--expires ISO_TIME]
               [--per-minute N] [--per-day N] [--ip CIDR,CIDR]
+              Without --owner, --products is required ('*' = every product);
+              a key for an owner inherits the owner's products and scopes.
   keys revoke KEY_ID
   keys rotate KEY_ID [--grace SECONDS]
   products list
@@ -158,12 +160,17 @@ export function plan(positionals, v) {
   switch (command) {
     case 'keys list':
       return { method: 'GET', path: '/api/v1/keys', print: (a) => table(a.keys, KEY_COLUMNS) };
-    case 'keys create':
+    case 'keys create': {
+      const name = required(v, 'name');
+      // Checked here too so the mistake costs no request: the gateway refuses an owner-less key without products.
+      if (v.owner === undefined && typeof v.products !== 'string') {
+        throw new UsageError("--products is required without --owner (a key with no owner inherits nothing; --products '*' gives it every product)");
+      }
       return {
         method: 'POST',
         path: '/api/v1/keys',
         body: compact({
-          name: required(v, 'name'),
+          name,
           format: v.format,
           env: v.env,
           ownerId: v.owner,
@@ -176,6 +183,7 @@ export function plan(positionals, v) {
         }),
         print: (a) => `${table([a], KEY_COLUMNS)}\n\nKey (shown once, store it now):\n${a.key}`,
       };
+    }
     case 'keys revoke':
       return { method: 'DELETE', path: `/api/v1/keys/${needId()}`, print: (a) => `Revoked ${a.id}` };
     case 'keys rotate':

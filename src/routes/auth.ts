@@ -29,13 +29,17 @@ authRoutes.post("/auth/login", validateJson(LoginBody), async (c) => {
   // one address at many accounts nor many addresses at one account gets far.
   const account = `email:${email.toLowerCase()}`;
   assertNotThrottled(c.env, config, ip, now);
+  // Never throttled for an unknown email: its failures count under the address alone (below).
   assertNameNotThrottled(account, now);
 
   const user = await lookupUser(c.env.DB, email);
   // An unknown email is checked against a dummy hash: both failures cost one PBKDF2 run and look the same.
   const passwordMatches = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
   if (!user || !passwordMatches) {
-    await Promise.all([recordAuthFailure(c.env, config, ip), recordNamedFailure(c.env, config, account)]);
+    // An unknown email counts under the address only: a per-email object for
+    // it would be a permanent Durable Object per name an attacker makes up.
+    // The account's count runs beside the address's, so it adds no sequential round trip.
+    await Promise.all([recordAuthFailure(c.env, config, ip), user ? recordNamedFailure(c.env, config, account) : undefined]);
     throw new GatewayError("INVALID_CREDENTIALS");
   }
   const token = await signUserToken(user, config, now);

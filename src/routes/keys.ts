@@ -110,6 +110,11 @@ export const keysRoutes = new Hono<AppEnv>()
       throw validationError([{ path: "env", message: `keys of format ${format} have no environment` }]);
     }
     const ownerId = body.ownerId ?? caller.user?.id ?? null;
+    // A key with no owner (ADMIN_TOKEN, no ownerId) has nobody to inherit from, and
+    // defaulting to every product made `keys create --name ci` an all-access key.
+    if (ownerId === null && body.products === undefined) {
+      throw validationError([{ path: "products", message: "is required for a key with no owner (name them, or [\"*\"] for all)" }]);
+    }
     // Unless the body says otherwise, a key gets what its owner may use.
     const owner = ownerId === null ? undefined : ownerId === caller.user?.id ? caller.user : await getUser(c.env.DB, ownerId);
     const now = Date.now();
@@ -130,7 +135,8 @@ export const keysRoutes = new Hono<AppEnv>()
       rateLimitPerMinute: body.rateLimitPerMinute ?? null,
       rateLimitPerDay: body.rateLimitPerDay ?? null,
       ipAllowlist: body.ipAllowlist ?? [],
-      products: body.products ?? owner?.products ?? ["*"],
+      // [] only if the owner vanished since it was checked: then no products, never all of them.
+      products: body.products ?? owner?.products ?? [],
       scopes: body.scopes ?? owner?.scopes ?? ["*"],
       rotatedTo: null,
       graceUntil: null,

@@ -87,6 +87,21 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     expect(listed.stdout).not.toContain(key);
   });
 
+  it('keys create with no owner needs --products (exit 2, nothing sent) and then gets exactly those', async () => {
+    const before = (JSON.parse((await cli(['keys', 'list', '--json'])).stdout).keys as unknown[]).length;
+    const refused = await cli(['keys', 'create', '--name', 'ci']);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain('--products is required without --owner');
+    expect((JSON.parse((await cli(['keys', 'list', '--json'])).stdout).keys as unknown[]).length, 'no key was made').toBe(before);
+
+    const created = await cli(['keys', 'create', '--name', 'ci', '--products', slug, '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const body = JSON.parse(created.stdout);
+    expect(body).toMatchObject({ ownerId: null, products: [slug], scopes: ['*'] });
+    expect(await useKey(`${prefix}/hello`, body.key)).toEqual({ status: 200, code: undefined });
+    expect(await useKey('/api/v1/defi/pools', body.key)).toMatchObject({ status: 403 });
+  });
+
   it('usage shows the call just made', async () => {
     const usage = await cli(['usage', '--key', keyId]);
     expect(usage.code, usage.stderr).toBe(0);
@@ -119,7 +134,7 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     expect(duplicate.code).toBe(1);
     expect(duplicate.stderr).toContain('Another product has this slug (CONFLICT)');
 
-    const invalid = await cli(['keys', 'create', '--name', 'bad', '--ip', '10.0.0.0/33']);
+    const invalid = await cli(['keys', 'create', '--name', 'bad', '--products', slug, '--ip', '10.0.0.0/33']);
     expect(invalid.code).toBe(1);
     expect(invalid.stderr).toContain('(VALIDATION_FAILED)');
     expect(invalid.stderr).toContain('- ipAllowlist.0: must be an IPv4/IPv6 address or CIDR range');

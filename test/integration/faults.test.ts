@@ -145,7 +145,7 @@ describe("D1 unavailable or slow", () => {
     const response = await callWith({ DB: brokenD1().db }, "/api/v1/keys", {
       method: "POST",
       headers: { ...adminToken(), "Content-Type": "application/json" },
-      body: JSON.stringify({ name }),
+      body: JSON.stringify({ name, products: ["*"] }),
     });
     const body = await json(response);
     expect(response.status, JSON.stringify(body)).toBe(503);

@@ -92,9 +92,9 @@ describe("what D1 holds for a key", () => {
     const random = vi.spyOn(crypto, "getRandomValues");
     const plaintexts: string[] = [];
     for (const body of [
-      { name: "live ilal" },
-      { name: "test ilal", format: "ilal", env: "test" },
-      { name: "ila", format: "ila" },
+      { name: "live ilal", products: [product.slug] },
+      { name: "test ilal", format: "ilal", env: "test", products: [product.slug] },
+      { name: "ila", format: "ila", products: [product.slug] },
     ]) {
       const created = await createThroughApi(body);
       expect(created.key.startsWith(created.prefix)).toBe(true);
@@ -118,7 +118,7 @@ describe("what D1 holds for a key", () => {
   });
 
   it("never shows the plaintext again after creation", async () => {
-    const created = await createThroughApi({ name: "shown once" });
+    const created = await createThroughApi({ name: "shown once", products: [] });
     for (const path of [`/api/v1/keys/${created.id}`, "/api/v1/keys"]) {
       const response = await call(path, { headers: ADMIN });
       const text = await response.text();
@@ -137,7 +137,7 @@ describe("what D1 holds for a key", () => {
     }
     const product = await createProduct();
     stubOrigin();
-    const created = await createThroughApi({ name: "quiet" });
+    const created = await createThroughApi({ name: "quiet", products: [product.slug] });
     const sibling = created.key.slice(0, -1) + (created.key.endsWith("0") ? "1" : "0");
     await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": created.key } });
     await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": sibling } });

@@ -56,17 +56,45 @@ describe("creating keys", () => {
   });
 
   it("creates an ila key when asked, and refuses an environment for it naming env", async () => {
-    const ila = await api("POST", "/api/v1/keys", adminToken(), { name: "ila", format: "ila" });
+    const ila = await api("POST", "/api/v1/keys", adminToken(), { name: "ila", format: "ila", products: ["summarize"] });
     expect(ila.status, JSON.stringify(ila.body)).toBe(201);
     expect(ila.body.key).toMatch(/^ila_[A-Za-z0-9]{72}$/);
     expect(ila.body.env).toBeNull();
 
     const before = await rowCount("api_keys");
-    const refused = await api("POST", "/api/v1/keys", adminToken(), { name: "ila", format: "ila", env: "test" });
+    const refused = await api("POST", "/api/v1/keys", adminToken(), { name: "ila", format: "ila", env: "test", products: ["summarize"] });
     expect(refused.status).toBe(400);
     expect(refused.body.code).toBe("VALIDATION_FAILED");
     expect(refused.body.fields).toEqual([{ path: "env", message: expect.any(String) }]);
     expect(await rowCount("api_keys")).toBe(before);
+  });
+
+  it("the admin token must name products for a key with no owner: 400 VALIDATION_FAILED naming products, nothing written", async () => {
+    const [keys, audits] = [await rowCount("api_keys"), await rowCount("audit_log")];
+    for (const body of [{ name: "ci" }, { name: "ci", scopes: ["read"] }, { name: "ci", format: "ila" }]) {
+      const refused = await api("POST", "/api/v1/keys", adminToken(), body);
+      expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+      expect(refused.body.code).toBe("VALIDATION_FAILED");
+      expect(refused.body.fields).toEqual([{ path: "products", message: expect.stringContaining("owner") }]);
+      expect(refused.body.message).toContain("products");
+    }
+    expect([await rowCount("api_keys"), await rowCount("audit_log")], "no key row, no audit row").toEqual([keys, audits]);
+  });
+
+  it("an owner-less key gets exactly the products named, even none or all; its scopes may still default to *", async () => {
+    for (const products of [[], ["*"], ["alpha", "beta"]]) {
+      const created = await api("POST", "/api/v1/keys", adminToken(), { name: "explicit", products });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      expect(created.body).toMatchObject({ ownerId: null, products, scopes: ["*"] });
+    }
+  });
+
+  it("a key the admin token makes for an owner still inherits the owner's products and scopes", async () => {
+    const { user } = await createUser({ products: ["alpha"], scopes: ["read"] });
+    const created = await api("POST", "/api/v1/keys", adminToken(), { name: "for a user", ownerId: user.id });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body).toMatchObject({ ownerId: user.id, products: ["alpha"], scopes: ["read"] });
+    expect((await getKey(env.DB, created.body.id))?.products).toEqual(["alpha"]);
   });
 
   it("a user's key is theirs and by default gets exactly their products and scopes", async () => {
@@ -128,6 +156,8 @@ describe("creating keys", () => {
     const asAdmin = await api("POST", "/api/v1/keys", await userToken(admin), { name: "a", rateLimitPerMinute: 3 });
     expect(asAdmin.status, JSON.stringify(asAdmin.body)).toBe(201);
     expect(asAdmin.body.ownerId).toBe(admin.id);
+    // The admin user is the owner, so the key inherits and needs no products.
+    expect(asAdmin.body).toMatchObject({ products: admin.products, scopes: admin.scopes });
 
     const { user } = await createUser();
     const claimsAdmin = await api("POST", "/api/v1/keys", await userToken({ ...user, role: "admin" }), { name: "b", rateLimitPerMinute: 3 });

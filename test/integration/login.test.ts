@@ -195,6 +195,34 @@ describe("POST /auth/login", () => {
       expect((await login({ email: user.email, password }, randomClientIp())).status, "other addresses are not affected").toBe(200);
     });
 
+    it("keeps no per-email state for unknown emails: their failures count under the address only", async () => {
+      setClock(new Date().toISOString());
+      const ip = randomClientIp();
+      const emails = Array.from({ length: 20 }, (_, i) => `Nobody-${i}-${crypto.randomUUID()}@Example.com`);
+      // Every object name the Worker asks for (it receives this very env).
+      const named: string[] = [];
+      const getByName = env.RATE_LIMITER.getByName.bind(env.RATE_LIMITER);
+      vi.spyOn(env.RATE_LIMITER, "getByName").mockImplementation((name, options) => (named.push(name), getByName(name, options)));
+      for (const email of emails) {
+        const response = await login({ email, password: "guess" }, ip);
+        expect(response.status, await response.clone().text()).toBe(401);
+      }
+      vi.restoreAllMocks();
+      expect(named.filter((name) => name.startsWith("email:")), "no per-email object is even addressed").toEqual([]);
+      // Reading creates the object, but an object that was never written holds no rows.
+      for (const email of emails.slice(0, 3)) expect(await storedCounters(`email:${email.toLowerCase()}`), email).toEqual({});
+      expect((await storedCounters(`ip:${ip}`)).auth_failures?.count, "the address counted every one").toBe(emails.length);
+    });
+
+    it("still counts a known email's failures per account, alongside the address", async () => {
+      setClock(new Date().toISOString());
+      const { user } = await createUser();
+      const ip = randomClientIp();
+      for (let attempt = 0; attempt < 3; attempt++) expect((await login({ email: user.email, password: `guess-${attempt}` }, ip)).status).toBe(401);
+      expect((await storedCounters(`email:${user.email.toLowerCase()}`)).auth_failures?.count).toBe(3);
+      expect((await storedCounters(`ip:${ip}`)).auth_failures?.count).toBe(3);
+    });
+
     it("does not count a successful login as a failure", async () => {
       const { user, password } = await createUser();
       const ip = randomClientIp();
