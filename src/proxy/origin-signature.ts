@@ -91,7 +91,7 @@ export interface SignableRequest {
 
 /** RFC 9530 Content-Digest value: `sha-256=:<base64>:`. */
 export async function contentDigest(body: ArrayBuffer | Uint8Array): Promise<string> {
-  return `sha-256=:${base64(await crypto.subtle.digest("SHA-256", body))}:`;
+  return `sha-256=:${base64(await crypto.subtle.digest("SHA-256", body as ArrayBuffer))}:`;
 }
 
 /**
@@ -315,7 +315,7 @@ function base64(bytes: ArrayBuffer | Uint8Array): string {
 class SfToken {
   constructor(readonly name: string) {}
 }
-type BareItem = number | string | boolean | Uint8Array | SfToken;
+type BareItem = number | string | boolean | Uint8Array<ArrayBuffer> | SfToken;
 type Parameters = Map<string, BareItem>;
 interface Item {
   value: BareItem;
