@@ -13,9 +13,9 @@ import {
   type JWTPayload,
 } from "jose";
 import type { Config } from "../config";
-import type { UserRecord } from "../db/users";
+import { userGrantVersion, type UserRecord } from "../db/users";
 import { GatewayError } from "../errors";
-import type { Principal } from "./principal";
+import type { JwtIssuer, Principal } from "./principal";
 
 /**
  * keygate's JWTs: verifying any token with jose (SPEC section 6), signing the
@@ -184,7 +184,8 @@ export async function verifyJwt(token: string, config: Config, now: number): Pro
     if (failure.code === "AUTH_BACKEND_UNAVAILABLE") console.error(JSON.stringify({ event: "jwks_unavailable", error: String(error) }));
     throw failure;
   }
-  return toPrincipal(payload, source === "own");
+  // Set: jose asks for the key before it returns a payload.
+  return toPrincipal(payload, source!);
 }
 
 /**
@@ -225,49 +226,112 @@ export function jwtFailure(error: unknown): GatewayError {
   }
 }
 
-/** Scopes from `scope` (space-separated), or the `scp`/`scopes` arrays (a string there is split too). */
+// ---------------------------------------------------------------------------
+// Claim values
+
+/**
+ * `sub` and `iss` reach origins in headers and name limiter objects:
+ * printable ASCII without spaces, so no value can break a header or a name.
+ */
+const PRINTABLE_ID = /^[\x21-\x7E]{1,255}$/;
+/** The key scopes' charset (routes/schemas.ts): X-Auth-Scopes, split on spaces, gives back exactly what was granted. */
+const SCOPE = /^[A-Za-z0-9:._*-]{1,100}$/;
+/** As many as a key may hold. */
+export const MAX_TOKEN_SCOPES = 100;
+
+function invalidClaim(claim: string, rule: string): GatewayError {
+  // The value is not echoed: it is the part that cannot be trusted.
+  return new GatewayError("JWT_CLAIM_INVALID", { message: `The token's "${claim}" claim is invalid: ${rule}` });
+}
+
+/**
+ * Scopes from `scope` (space-separated, RFC 8693), or the `scp`/`scopes`
+ * arrays (a string there is split too). Every scope must have the key
+ * scopes' charset: an array entry holding a space would read as two scopes
+ * at the origin, so it is refused, never forwarded.
+ */
 export function claimedScopes(payload: JWTPayload): string[] {
   for (const claim of ["scope", "scp", "scopes"]) {
     const value = payload[claim];
-    if (typeof value === "string") return value.split(/\s+/).filter(Boolean);
-    if (Array.isArray(value)) return value.filter((scope): scope is string => typeof scope === "string" && scope !== "");
+    if (value === undefined || value === null) continue;
+    const scopes = typeof value === "string" ? value.split(" ").filter(Boolean) : value;
+    if (!Array.isArray(scopes)) throw invalidClaim(claim, "it must be a string or an array of strings");
+    if (scopes.length > MAX_TOKEN_SCOPES) throw invalidClaim(claim, `it holds more than ${MAX_TOKEN_SCOPES} scopes`);
+    if (!scopes.every((scope) => typeof scope === "string" && SCOPE.test(scope))) {
+      throw invalidClaim(claim, "each scope must be 1 to 100 letters, digits or : . _ - *");
+    }
+    return scopes as string[];
   }
   return [];
 }
 
-/**
- * Tokens signed with keygate's own key carry its user's id, role, email and
- * products. Any other token (HS256, remote JWKS) is a third party's: it never
- * makes its bearer a keygate user or admin, and it reaches every product that
- * accepts JWTs, narrowed by the product's scope rules.
- */
-function toPrincipal(payload: JWTPayload, ownToken: boolean): JwtPrincipal {
+function claimedSubject(payload: JWTPayload): string {
   const subject = payload.sub;
-  if (typeof subject !== "string" || subject === "") {
-    throw new GatewayError("JWT_CLAIM_INVALID", { message: 'The token\'s "sub" claim is invalid' });
+  if (typeof subject !== "string" || !PRINTABLE_ID.test(subject)) {
+    throw invalidClaim("sub", "it must be 1 to 255 printable ASCII characters without spaces");
   }
+  return subject;
+}
+
+/** A remote JWKS serves any issuer it holds keys for; the token's `iss` tells them apart. */
+function jwksIssuer(payload: JWTPayload): JwtIssuer {
+  const iss = payload.iss;
+  if (iss === undefined) return "jwks";
+  if (typeof iss !== "string" || !PRINTABLE_ID.test(iss)) {
+    throw invalidClaim("iss", "it must be 1 to 255 printable ASCII characters without spaces");
+  }
+  return `jwks:${iss}`;
+}
+
+/** keygate's own `gv` claim (see signUserToken); tokens signed before it existed have none: 0. */
+function claimedGrantVersion(payload: JWTPayload): number {
+  const gv = payload.gv;
+  if (gv === undefined) return 0;
+  if (typeof gv !== "number" || !Number.isSafeInteger(gv) || gv < 0) throw invalidClaim("gv", "it must be a whole number of milliseconds");
+  return gv;
+}
+
+/**
+ * Tokens signed with keygate's own key carry its user's id, role, email,
+ * products and grant version. Any other token (HS256, remote JWKS) is a third
+ * party's: it never makes its bearer a keygate user or admin, its subject is
+ * namespaced by its issuer, and it reaches every product that accepts JWTs,
+ * narrowed by the product's scope rules. Claims are checked here, before any
+ * limiter is asked: a refused token counts nothing.
+ */
+function toPrincipal(payload: JWTPayload, source: KeySource): JwtPrincipal {
+  const subject = claimedSubject(payload);
   const scopes = claimedScopes(payload);
-  if (!ownToken) return { method: "jwt", subject, scopes, userId: null, role: null, email: null, products: ["*"] };
+  if (source !== "own") {
+    const issuer = source === "secret" ? "hs256" : jwksIssuer(payload);
+    return { method: "jwt", issuer, subject, scopes, userId: null, role: null, email: null, products: ["*"], grantVersion: 0 };
+  }
   const products = Array.isArray(payload.products) ? payload.products.filter((slug): slug is string => typeof slug === "string") : [];
   return {
     method: "jwt",
+    issuer: "keygate",
     subject,
     scopes,
     userId: subject,
     role: payload.role === "admin" ? "admin" : "user",
     email: typeof payload.email === "string" ? payload.email : null,
     products,
+    grantVersion: claimedGrantVersion(payload),
   };
 }
 
 // ---------------------------------------------------------------------------
 // Signing
 
-/** The token POST /auth/login returns: ES256, our kid, the user's identity and grants. */
+/**
+ * The token POST /auth/login returns: ES256, our kid, the user's identity and
+ * grants, and `gv`, the version of those grants (the row's updatedAt in epoch ms).
+ */
 export async function signUserToken(user: UserRecord, config: Config, now: number): Promise<string> {
   const keys = await gatewayKeys(config);
   const issuedAt = Math.floor(now / 1000);
-  let jwt = new SignJWT({ email: user.email, role: user.role, scope: user.scopes.join(" "), products: user.products })
+  const claims = { email: user.email, role: user.role, scope: user.scopes.join(" "), products: user.products, gv: userGrantVersion(user) };
+  let jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: OWN_ALG, kid: keys.kid, typ: "JWT" })
     .setSubject(user.id)
     .setIssuedAt(issuedAt)

@@ -14,6 +14,17 @@ export interface UserRecord {
   updatedAt: string;
 }
 
+/**
+ * The version of a user's grants that their tokens carry (`gv`): the row's
+ * updatedAt in epoch ms. A token older than the user's last access change is
+ * refused by the user's limiter object.
+ */
+export function userGrantVersion(user: Pick<UserRecord, "updatedAt">): number {
+  const ms = Date.parse(user.updatedAt);
+  // A row written by hand with an unreadable time: version 0, as tokens from before gv existed.
+  return Number.isFinite(ms) ? ms : 0;
+}
+
 interface UserRow {
   id: string;
   email: string;

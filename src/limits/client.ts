@@ -1,9 +1,9 @@
 import { keyNotAfter } from "../auth/api-key";
-import { limiterName } from "../auth/principal";
 import type { Config } from "../config";
 import type { KeyRecord } from "../db/keys";
 import type { Env } from "../env";
 import { GatewayError } from "../errors";
+import { limiterNames } from "./names";
 import type { RateLimiter } from "./rate-limiter";
 import type { CredentialState, LimitCheck, LimitDecision } from "./windows";
 
@@ -16,7 +16,7 @@ export type LimitResult = LimitDecision | { outcome: "unenforced" };
 /** All the limiter needs from the Worker's bindings. */
 export type LimiterEnv = Pick<Env, "RATE_LIMITER">;
 
-/** The object named `key:<id>`, `sub:<subject>` or `ip:<address>`. */
+/** The object of that name (limits/names.ts). */
 export function limiterStub(env: LimiterEnv, name: string): DurableObjectStub<RateLimiter> {
   return env.RATE_LIMITER.getByName(name);
 }
@@ -67,7 +67,21 @@ export function credentialStateOf(key: Pick<KeyRecord, "status" | "expiresAt" | 
  * reactivate, revoke, rotate), with the row as written to D1.
  */
 export async function syncKeyState(env: LimiterEnv, key: KeyRecord): Promise<void> {
-  await setCredentialState(env, limiterName({ method: "api_key", key }), credentialStateOf(key));
+  await setCredentialState(env, limiterNames.key(key.id), credentialStateOf(key));
+}
+
+/**
+ * For the admin users API: the user's tokens signed with an older grant
+ * version are refused from the next request on. Throws when the object cannot
+ * be reached, like setCredentialState.
+ */
+export async function voidUserTokensBefore(env: LimiterEnv, userId: string, grantVersion: number): Promise<void> {
+  await limiterStub(env, limiterNames.user(userId)).raiseMinGrantVersion(grantVersion);
+}
+
+/** For the admin users API: a deleted user's tokens are refused from the next request on. */
+export async function revokeUserTokens(env: LimiterEnv, userId: string): Promise<void> {
+  await setCredentialState(env, limiterNames.user(userId), { status: "revoked", notAfter: null });
 }
 
 /** Counts for usage stats: this minute, today, and the last 31 UTC days. */

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { isApiKeyCredential } from "./names";
 import {
   DAY_MS,
   MINUTE_MS,
@@ -11,10 +12,10 @@ import {
 } from "./windows";
 
 /**
- * One object per credential (`key:<id>` or `sub:<subject>`) holding its minute
- * and day counters and its revocation state, and one per client address
- * (`ip:<address>`) counting failed authentications. All in the object's SQLite
- * storage, read into memory once when the object starts.
+ * One object per credential (`key:<id>`, `user:<id>`, `sub:…`: limits/names.ts)
+ * holding its minute and day counters and its revocation state, and one per
+ * client address (`ip:<address>`) counting failed authentications. All in the
+ * object's SQLite storage, read into memory once when the object starts.
  *
  * Exactness: every method runs synchronously from reading a counter to writing
  * it (the SQL API is synchronous; nothing awaits), so calls never interleave
@@ -23,7 +24,8 @@ import {
  * Storage (constant size per object):
  *   counters(name PK, window_start, count)  name = 'minute' | 'day' | 'auth_failures';
  *                                           window_start = epoch ms of the UTC window
- *   state(name PK, value)                   'status', 'not_after' (epoch ms), 'credential_id'
+ *   state(name PK, value)                   'status', 'not_after' (epoch ms), 'credential_id',
+ *                                           'min_grant_version' (epoch ms; user objects only)
  *   daily(day PK, count)                    admitted calls per finished UTC day, last 31 days
  *                                           (usage stats; today's count is the 'day' counter)
  *   admitted(request_id PK, at)             admissions of the last ~2 minutes (idempotent retries)
@@ -55,6 +57,8 @@ export class RateLimiter extends DurableObject<Env> {
   private readonly counters = new Map<CounterName, Counter>();
   private state: CredentialState = { status: "active", notAfter: null };
   private credentialId: string | null = null;
+  /** Tokens of this user signed with an older grant version (`gv`) are void. */
+  private minGrantVersion = 0;
   private flushScheduled = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -73,6 +77,7 @@ export class RateLimiter extends DurableObject<Env> {
       if (row.name === "status") this.state.status = row.value as CredentialState["status"];
       if (row.name === "not_after") this.state.notAfter = row.value === null ? null : Number(row.value);
       if (row.name === "credential_id") this.credentialId = row.value;
+      if (row.name === "min_grant_version") this.minGrantVersion = Number(row.value);
     }
   }
 
@@ -88,6 +93,8 @@ export class RateLimiter extends DurableObject<Env> {
 
     if (this.state.status !== "active") return { outcome: this.state.status };
     if (this.state.notAfter !== null && now >= this.state.notAfter) return { outcome: "expired" };
+    // A token signed before its user's access last changed carries the old grants.
+    if (input.grantVersion !== undefined && input.grantVersion < this.minGrantVersion) return { outcome: "revoked" };
 
     const minuteUsed = this.countIn("minute", minuteStart);
     const dayUsed = this.countIn("day", dayStart);
@@ -118,6 +125,19 @@ export class RateLimiter extends DurableObject<Env> {
 
   getState(): CredentialState {
     return { ...this.state };
+  }
+
+  /**
+   * Voids a user's tokens signed with a grant version below `version`. Never
+   * lowers it, so a late or repeated call cannot revive tokens.
+   */
+  raiseMinGrantVersion(version: number): void {
+    if (version <= this.minGrantVersion) return;
+    this.minGrantVersion = version;
+    this.sql.exec(
+      "INSERT INTO state (name, value) VALUES ('min_grant_version', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      String(version),
+    );
   }
 
   /**
@@ -165,7 +185,7 @@ export class RateLimiter extends DurableObject<Env> {
       ).bind(this.credentialId, row.day, row.count),
     );
     const lastUsed = this.sql.exec<{ at: number | null }>("SELECT max(at) AS at FROM admitted").toArray()[0]?.at;
-    if (lastUsed && !this.credentialId.startsWith("sub:")) {
+    if (lastUsed && isApiKeyCredential(this.credentialId)) {
       statements.push(
         this.env.DB.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(new Date(lastUsed).toISOString(), this.credentialId),
       );

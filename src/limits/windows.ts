@@ -25,6 +25,11 @@ export interface LimitCheck {
   limitPerDay: number;
   /** false = only report (for a call refused after authentication). */
   consume: boolean;
+  /**
+   * A keygate user's token: the grant version it was signed with (its `gv`).
+   * Below the object's minimum, the call is "revoked" whatever `consume` says.
+   */
+  grantVersion?: number;
 }
 
 export interface WindowState {

@@ -43,7 +43,7 @@ function identityHeaders(principal: Principal, product: Product, requestId: stri
   };
   return principal.method === "api_key"
     ? { ...base, "X-Auth-Key-Id": principal.key.id, "X-Auth-Env": principal.key.env ?? "live" }
-    : { ...base, "X-Auth-Subject": principal.subject, "X-Auth-Env": "live" };
+    : { ...base, "X-Auth-Subject": principal.subject, "X-Auth-Issuer": principal.issuer, "X-Auth-Env": "live" };
 }
 
 export async function forwardToOrigin(request: Request, options: ForwardOptions): Promise<Response> {

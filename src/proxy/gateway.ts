@@ -107,6 +107,8 @@ function limitCheck(principal: Principal, product: Product, config: Config, requ
     limitPerMinute: key?.rateLimitPerMinute ?? product.rateLimitPerMinute ?? config.rateLimitPerMinuteDefault,
     limitPerDay: key?.rateLimitPerDay ?? product.rateLimitPerDay ?? config.rateLimitPerDayDefault,
     consume: true,
+    // The user's object voids tokens signed before their access last changed (0 for third parties: never void).
+    ...(principal.method === "jwt" ? { grantVersion: principal.grantVersion } : {}),
   };
 }
 
@@ -124,9 +126,10 @@ function applyLimitOutcome(c: Context<AppEnv>, result: LimitResult, principal: P
       return;
     case "inactive":
     case "revoked":
+      // A user's object is revoked on deletion, and refuses tokens older than their last access change.
       throw isKey
         ? new GatewayError("API_KEY_INACTIVE")
-        : new GatewayError("JWT_CLAIM_INVALID", { message: "The token's subject has been deactivated" });
+        : new GatewayError("JWT_CLAIM_INVALID", { message: "The token's user has been deleted or their access changed; sign in again" });
     case "expired":
       throw new GatewayError(isKey ? "API_KEY_EXPIRED" : "JWT_EXPIRED");
   }

@@ -11,13 +11,15 @@ import {
   insertUserStatement,
   listUsers,
   updateUserStatement,
+  userGrantVersion,
   type UserRecord,
 } from "../db/users";
 import { GatewayError } from "../errors";
+import { revokeUserTokens, voidUserTokensBefore } from "../limits/client";
 import { callerJson, requireAdmin } from "../middleware/caller";
 import { validateJson } from "../middleware/validate";
 import { propagateKeyChange } from "./keys";
-import { UserCreateSchema, UserPatchSchema } from "./schemas";
+import { UserCreateSchema, UserPatchSchema, type UserPatchInput } from "./schemas";
 
 /** Users: admin only. Passwords are stored as PBKDF2 hashes and never leave the server, not even hashed. */
 
@@ -50,6 +52,42 @@ function auditedChanges(patch: { password?: string | undefined }): Record<string
   return password === undefined ? rest : { ...rest, passwordChanged: true };
 }
 
+type GrantPatch = Pick<UserPatchInput, "role" | "products" | "scopes">;
+
+/** The fields a user's tokens carry as grants. The password and email grant nothing, so editing them keeps tokens valid. */
+function namesGrants(patch: GrantPatch): boolean {
+  return patch.role !== undefined || patch.products !== undefined || patch.scopes !== undefined;
+}
+
+function sameMembers(a: readonly string[], b: readonly string[]): boolean {
+  const left = new Set(a);
+  const right = new Set(b);
+  return left.size === right.size && [...left].every((member) => right.has(member));
+}
+
+/** Whether the patch gives a grant a value other than the stored one (lists compared as sets). */
+function changesGrants(user: UserRecord, patch: GrantPatch): boolean {
+  return (
+    (patch.role !== undefined && patch.role !== user.role) ||
+    (patch.products !== undefined && !sameMembers(patch.products, user.products)) ||
+    (patch.scopes !== undefined && !sameMembers(patch.scopes, user.scopes))
+  );
+}
+
+/**
+ * Tells the user's limiter object before the admin call answers, so the
+ * change holds on the user's very next product call. Unreachable is a 503,
+ * as for keys (routes/keys.ts propagateKeyChange): never a reported success.
+ */
+async function reachUserLimiter(userId: string, failure: string, tell: () => Promise<void>): Promise<void> {
+  try {
+    await tell();
+  } catch (error) {
+    console.error(JSON.stringify({ event: "user_state_sync_failed", userId, error: String(error) }));
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: failure });
+  }
+}
+
 export const adminUsersRoutes = new Hono<AppEnv>()
   .get("/api/v1/admin/users", requireAdmin(), async (c) => callerJson(c, { users: (await listUsers(c.env.DB)).map(userView) }))
 
@@ -78,7 +116,9 @@ export const adminUsersRoutes = new Hono<AppEnv>()
   .patch("/api/v1/admin/users/:id", requireAdmin(), validateJson(UserPatchSchema), async (c) => {
     const { password, ...patch } = c.req.valid("json");
     const user = await userOr404(c);
-    const now = Date.now();
+    const grantsChange = changesGrants(user, patch);
+    // A new grant version is strictly newer than the old one, even within one millisecond.
+    const now = grantsChange ? Math.max(Date.now(), userGrantVersion(user) + 1) : Date.now();
     const updated: UserRecord = {
       ...user,
       ...patch,
@@ -93,17 +133,31 @@ export const adminUsersRoutes = new Hono<AppEnv>()
         now,
       ),
     ]);
+    if (namesGrants(patch)) {
+      // A change voids the tokens signed before it. Naming the stored grants again
+      // (say, repeating a PATCH that got a 503) re-sends the stored version,
+      // which completes an earlier change that never reached the object.
+      const version = userGrantVersion(grantsChange ? updated : user);
+      await reachUserLimiter(user.id, "The change is saved but has not reached the rate limiter; repeat the request to apply it at once", () =>
+        voidUserTokensBefore(c.env, user.id, version),
+      );
+    }
     return callerJson(c, userView(updated));
   })
 
   /**
    * Deleting a user revokes their keys (each audited) and detaches them, in
    * the same transaction: a key must not outlive the person it was issued to.
+   * Their tokens are revoked in their limiter object first: once the row is
+   * gone, a repeat of this call is a 404 and could not finish that part.
    */
   .delete("/api/v1/admin/users/:id", requireAdmin(), async (c) => {
     const db = c.env.DB;
     const actor = c.get("caller").actor;
     const user = await userOr404(c);
+    await reachUserLimiter(user.id, "The user was not deleted: the rate limiter could not be reached to revoke their tokens; repeat the request", () =>
+      revokeUserTokens(c.env, user.id),
+    );
     const now = Date.now();
     const live = (await listKeys(db, user.id)).filter((key) => key.status !== "revoked");
     await db.batch([

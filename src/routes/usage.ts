@@ -6,6 +6,7 @@ import type { Product } from "../db/products";
 import { dailyUsage } from "../db/usage";
 import { GatewayError } from "../errors";
 import { readUsage } from "../limits/client";
+import { limiterNames } from "../limits/names";
 import { DAY_MS, windowCounts, windowStarts } from "../limits/windows";
 import { callerJson, requireAnyCaller, type Caller } from "../middleware/caller";
 import { validateQuery } from "../middleware/validate";
@@ -59,7 +60,7 @@ async function keysOf(caller: Caller, db: D1Database): Promise<KeyRecord[]> {
 
 async function liveCounts(env: AppEnv["Bindings"], key: KeyRecord) {
   try {
-    return await readUsage(env, `key:${key.id}`);
+    return await readUsage(env, limiterNames.key(key.id));
   } catch (error) {
     console.error(JSON.stringify({ event: "rate_limiter_failed", keyId: key.id, error: String(error) }));
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });

@@ -1,9 +1,11 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { call, createKey, createProduct, json, randomClientIp } from "../helpers/harness";
 import { storedCounters } from "../helpers/limiter";
+import { signToken, uniqueSubject } from "../helpers/jwt";
 import { stubOrigin } from "../helpers/origin";
+import { memoryReplayStore, verifyOriginSignature } from "../../src/proxy/origin-signature";
 
 /**
  * SPEC section 8, security review F2 and interop 4.1: whatever a client sends
@@ -211,5 +213,26 @@ describe("header fuzz: no header set makes keygate answer a 5xx of its own", () 
     );
     // Every counted call was forwarded; refused ones (413, 400, …) consumed nothing.
     expect((await storedCounters(`key:${record.id}`)).minute?.count ?? 0).toBe(forwarded);
+  });
+});
+
+describe("X-Auth-Issuer (F7): the origin is told who vouches for a JWT's subject, under the signature", () => {
+  it.each([
+    ["a keygate user's token", "ES256", "keygate"],
+    ["a JWT_SECRET token", "HS256", "hs256"],
+  ])("sends %s (%s) with a signed X-Auth-Issuer %s", async (_label, alg, issuer) => {
+    const origin = stubOrigin();
+    const product = await createProduct();
+    const token = await signToken({ sub: uniqueSubject(), scope: "read", products: ["*"] }, { alg });
+    const response = await call(`${product.pathPrefix}/me`, { headers: { Authorization: `Bearer ${token}`, X_Auth_Issuer: "keygate" } });
+    expect(response.status, await response.clone().text()).toBe(200);
+    const received = origin.received[0]!;
+    expect(received.headers.get("x-auth-issuer")).toBe(issuer);
+    expect([...received.headers.keys()].filter((name) => canonical(name) === "x-auth-issuer")).toEqual(["x-auth-issuer"]);
+    expect(received.headers.get("signature-input")).toContain('"x-auth-issuer"');
+    const verdict = await verifyOriginSignature(new Request(received.url, { headers: received.headers }), env.ORIGIN_SIGNING_SECRET, {
+      replayStore: memoryReplayStore(),
+    });
+    expect(verdict).toMatchObject({ ok: true, identity: { "x-auth-issuer": issuer } });
   });
 });

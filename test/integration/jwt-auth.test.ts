@@ -4,10 +4,12 @@ import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type JWTPa
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { app } from "../../src/app";
 import { throttleName } from "../../src/limits/auth-throttle";
+import { limiterNames } from "../../src/limits/names";
 import { call, createKey, createProduct, GATEWAY, json, ORIGIN, randomClientIp } from "../helpers/harness";
 import { b64url, nowSeconds, signToken, uniqueSubject } from "../helpers/jwt";
 import { storedCounters } from "../helpers/limiter";
 import { echo, stubOrigin } from "../helpers/origin";
+import { createUser } from "../helpers/users";
 
 /**
  * SPEC sections 1, 3, 5 and 6 for JWTs through the gateway: JWT principals
@@ -80,7 +82,7 @@ describe("JWT principals on product calls", () => {
     expect(body.code).toBe("API_KEY_PRODUCT_FORBIDDEN");
     expect(response.headers.get("X-RateLimit-Remaining")).toBe("60");
     expect(originCalls()).toHaveLength(0);
-    expect((await storedCounters(`sub:${subject}`)).minute?.count ?? 0).toBe(0);
+    expect((await storedCounters(limiterNames.user(subject))).minute?.count ?? 0).toBe(0);
   });
 
   describe("scope rules", () => {
@@ -132,7 +134,7 @@ describe("JWT principals on product calls", () => {
     expect(limited.status, JSON.stringify(body)).toBe(429);
     expect(body.code).toBe("RATE_LIMIT_EXCEEDED");
     expect(Number(limited.headers.get("Retry-After"))).toBeGreaterThan(0);
-    expect((await storedCounters(`sub:${subject}`)).minute?.count).toBe(2);
+    expect((await storedCounters(limiterNames.user(subject))).minute?.count).toBe(2);
 
     const other = await call(`${product.pathPrefix}/x`, bearer(await signToken({ products: ["*"] })));
     expect(other.status, "another subject has its own limits").toBe(200);
@@ -174,7 +176,7 @@ describe("refused tokens through the gateway", () => {
     expect(response.headers.get("content-type")).toMatch(/^application\/json/);
     expect(response.headers.get("X-RateLimit-Limit"), "no principal, no limits").toBeNull();
     expect(originCalls()).toHaveLength(0);
-    expect(await storedCounters(`sub:${subject}`)).toEqual({});
+    expect(await storedCounters(limiterNames.user(subject))).toEqual({});
   });
 
   it("counts a refused JWT as a failed authentication of the client address", async () => {
@@ -183,6 +185,76 @@ describe("refused tokens through the gateway", () => {
     const ip = randomClientIp();
     await call(`${product.pathPrefix}/x`, bearer(await signToken({ exp: nowSeconds() - 120 }), ip));
     expect((await storedCounters(throttleName(ip)!)).auth_failures?.count).toBe(1);
+  });
+});
+
+describe("third parties' claims and subjects (F7, F8)", () => {
+  /** Names of the limiter objects the Worker asks for while `run` runs (the Worker shares this env). */
+  async function objectsAskedFor(run: () => Promise<void>): Promise<string[]> {
+    const getByName = vi.spyOn(env.RATE_LIMITER, "getByName");
+    await run();
+    const names = getByName.mock.calls.map(([name]) => name);
+    getByName.mockRestore();
+    return names;
+  }
+
+  it.each<[string, JWTPayload, string]>([
+    ["a sub holding a newline", { sub: "x\ny" }, "sub"],
+    ["a sub holding a space", { sub: "alice smith" }, "sub"],
+    ["an scp entry holding CR LF", { scp: ["a\r\nX-Injected: 1"] }, "scp"],
+    ["an scp entry holding two scopes", { scp: ["defi:read defi:swap"] }, "scp"],
+  ])("refuses an HS256 token with %s as 401 JWT_CLAIM_INVALID before any counting, reaching no origin", async (_label, claims, claim) => {
+    origin = stubOrigin();
+    // No scope rules: before the fix the GET reached the origin with the unsplit scope (or failed with 500 after counting).
+    const product = await createProduct();
+    const sub = typeof claims.sub === "string" ? claims.sub : uniqueSubject("svc");
+    const token = await signToken({ ...claims, sub }, { alg: "HS256" });
+    let response: Response | undefined;
+    const asked = await objectsAskedFor(async () => {
+      response = await call(`${product.pathPrefix}/pools`, bearer(token));
+    });
+    const body = await json(response!);
+    expect(response!.status, JSON.stringify(body)).toBe(401);
+    expect(body.code).toBe("JWT_CLAIM_INVALID");
+    expect(body.message).toContain(`"${claim}"`);
+    expect(response!.headers.get("X-RateLimit-Remaining"), "no principal, no limits").toBeNull();
+    expect(originCalls()).toHaveLength(0);
+    expect(asked.filter((name) => !name.startsWith("ip:")), "no credential's limiter was asked").toEqual([]);
+    for (const name of [limiterNames.subject("hs256", sub), `sub:${sub}`]) expect(await storedCounters(name), name).toEqual({});
+  });
+
+  it("still splits a scope string on spaces, as the standard format says", async () => {
+    origin = stubOrigin();
+    const product = await createProduct({ scopeRules: [{ method: "POST", path: "/swap", scope: "defi:swap" }] });
+    const token = await signToken({ scope: "defi:read defi:swap" }, { alg: "HS256" });
+    const response = await call(`${product.pathPrefix}/swap`, { ...bearer(token), method: "POST", body: "{}" });
+    expect(response.status, await response.clone().text()).toBe(200);
+    expect(originCalls()[0]!.headers.get("x-auth-scopes")).toBe("defi:read defi:swap");
+  });
+
+  it("counts an HS256 token whose sub is a keygate user's id apart from that user, who keeps their whole quota", async () => {
+    origin = stubOrigin();
+    const product = await createProduct({ rateLimitPerMinute: 3 });
+    const { user, password } = await createUser();
+    const login = await call("/auth/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: user.email, password }) });
+    const ownToken = (await json(login)).token as string;
+    const thirdParty = await signToken({ sub: user.id, scope: "*" }, { alg: "HS256" });
+
+    const remaining = async (token: string) => {
+      const response = await call(`${product.pathPrefix}/x`, bearer(token));
+      expect(response.status, await response.clone().text()).toBe(200);
+      return response.headers.get("X-RateLimit-Remaining");
+    };
+    expect(await remaining(ownToken)).toBe("2");
+    expect(await remaining(thirdParty), "the third party's own counter").toBe("2");
+    expect(await remaining(thirdParty)).toBe("1");
+    expect(await remaining(thirdParty)).toBe("0");
+    expect(await remaining(ownToken), "the user's quota is untouched by the third party").toBe("1");
+    expect((await call(`${product.pathPrefix}/x`, bearer(thirdParty))).status, "the third party is limited alone").toBe(429);
+
+    expect((await storedCounters(limiterNames.user(user.id))).minute?.count).toBe(2);
+    expect((await storedCounters(limiterNames.subject("hs256", user.id))).minute?.count).toBe(3);
+    expect(originCalls()).toHaveLength(5);
   });
 });
 
@@ -216,6 +288,8 @@ describe("third-party tokens from a remote JWKS", () => {
     expect(body.authMethod).toBe("jwt");
     expect(originCalls()).toHaveLength(1);
     expect(originCalls()[0]!.headers.get("x-auth-scopes")).toBe("read");
+    const sub = originCalls()[0]!.headers.get("x-auth-subject")!;
+    expect((await storedCounters(limiterNames.subject("jwks:keygate", sub))).minute?.count, "counted under its issuer").toBe(1);
   });
 
   it("answers 503 AUTH_BACKEND_UNAVAILABLE without WWW-Authenticate when the JWKS cannot be fetched", async () => {

@@ -74,12 +74,14 @@ describe("POST /auth/login", () => {
     const { token } = await json(await login({ email: user.email, password }));
     expect(await verifyJwt(token, getConfig(env), Date.now())).toEqual({
       method: "jwt",
+      issuer: "keygate",
       subject: user.id,
       scopes: ["*"],
       userId: user.id,
       role: "admin",
       email: user.email,
       products: ["*"],
+      grantVersion: Date.parse(user.updatedAt),
     });
   });
 

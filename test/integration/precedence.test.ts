@@ -41,7 +41,7 @@ describe("X-API-Key is used exclusively", () => {
     expect(response.status, JSON.stringify(body)).toBe(401);
     expect(body.code).toBe(code);
     expect(origin.received).toHaveLength(0);
-    expect(await storedCounters(`sub:${jwt.subject}`), "the JWT was never used").toEqual({});
+    expect(await storedCounters(`user:${jwt.subject}`), "the JWT was never used").toEqual({});
   });
 
   it("refuses an empty X-API-Key as AUTH_HEADER_MALFORMED even when a valid JWT is also sent", async () => {
@@ -66,7 +66,7 @@ describe("X-API-Key is used exclusively", () => {
     expect(origin.received[0]!.headers.get("x-auth-key-id")).toBe(record.id);
     expect(origin.received[0]!.headers.get("x-auth-subject")).toBeNull();
     expect((await storedCounters(`key:${record.id}`)).minute?.count).toBe(1);
-    expect(await storedCounters(`sub:${jwt.subject}`)).toEqual({});
+    expect(await storedCounters(`user:${jwt.subject}`)).toEqual({});
   });
 
   it("uses the key and ignores an unusable Authorization header", async () => {

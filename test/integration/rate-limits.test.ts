@@ -1,6 +1,9 @@
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Env } from "../../src/env";
+import { limiterNames } from "../../src/limits/names";
+import type { RateLimiter } from "../../src/limits/rate-limiter";
 import { call, createKey, createProduct, json } from "../helpers/harness";
 import { signToken, uniqueSubject } from "../helpers/jwt";
 import { expectLimitHeaders, expectNoLimitHeaders, limiter, setClock, storedCounters } from "../helpers/limiter";
@@ -120,7 +123,7 @@ describe("counters: one Durable Object per credential, both windows together", (
     const refused = await call(`${product.pathPrefix}/a`, { headers });
     expect(refused.status).toBe(429);
     expect((await json(refused)).code).toBe("RATE_LIMIT_EXCEEDED");
-    const counters = await storedCounters(`sub:${subject}`);
+    const counters = await storedCounters(limiterNames.user(subject));
     expect([counters.minute?.count, counters.day?.count]).toEqual([2, 2]);
   });
 
@@ -159,6 +162,29 @@ describe("usage copied to D1 by the object's alarm", () => {
     expect(usage.results).toEqual([{ day: today, count: 2 }]);
     const row = await env.DB.prepare("SELECT last_used_at FROM api_keys WHERE id = ?").bind(record.id).first<{ last_used_at: string }>();
     expect(Math.abs(Date.parse(row!.last_used_at) - lastCall), row!.last_used_at).toBeLessThan(5_000);
+  });
+
+  it("files a keygate user's usage under their limiter name and writes nothing to api_keys for it", async () => {
+    origin = stubOrigin();
+    const product = await createProduct();
+    const subject = uniqueSubject();
+    const headers = { Authorization: `Bearer ${await signToken({ sub: subject, products: ["*"] })}` };
+    for (let i = 0; i < 2; i++) expect((await call(`${product.pathPrefix}/a`, { headers })).status).toBe(200);
+    const name = limiterNames.user(subject);
+
+    const statements = await runInDurableObject(limiter(name), async (instance, state) => {
+      const prepare = vi.spyOn((instance as unknown as { env: Env }).env.DB, "prepare");
+      await state.storage.deleteAlarm(); // run the flush now, and only once
+      await (instance as RateLimiter).alarm();
+      const sql = prepare.mock.calls.map(([statement]) => statement);
+      prepare.mockRestore();
+      return sql;
+    });
+
+    expect(statements.filter((sql) => /api_keys/.test(sql))).toEqual([]);
+    const today = new Date().toISOString().slice(0, 10);
+    const usage = await env.DB.prepare("SELECT day, count FROM usage_daily WHERE key_id = ?").bind(name).all();
+    expect(usage.results).toEqual([{ day: today, count: 2 }]);
   });
 });
 

@@ -2,7 +2,9 @@ import { abortAllDurableObjects } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KeyRecord } from "../../src/db/keys";
-import { setCredentialState, syncKeyState } from "../../src/limits/client";
+import { revokeUserTokens, setCredentialState, syncKeyState, voidUserTokensBefore } from "../../src/limits/client";
+import { limiterNames } from "../../src/limits/names";
+import type { LimitCheck } from "../../src/limits/windows";
 import { call, createKey, createProduct, json } from "../helpers/harness";
 import { expectNoLimitHeaders, limiter, storedCounters } from "../helpers/limiter";
 import { stubOrigin } from "../helpers/origin";
@@ -144,5 +146,45 @@ describe("revocation and deactivation through the key's Durable Object", () => {
     });
     await syncKeyState(env, record);
     expect(await limiter(`key:${record.id}`).getState()).toEqual({ status: "inactive", notAfter: Date.parse("2030-06-01T00:00:00.000Z") });
+  });
+});
+
+describe("a user's grant version in their Durable Object", () => {
+  const check = (grantVersion: number | undefined, consume = true): LimitCheck => ({
+    requestId: crypto.randomUUID(),
+    limitPerMinute: 10,
+    limitPerDay: 100,
+    consume,
+    ...(grantVersion === undefined ? {} : { grantVersion }),
+  });
+
+  it("refuses a token older than the minimum as revoked, before any counting, whether it consumes or only reports", async () => {
+    const name = limiterNames.user(crypto.randomUUID());
+    expect((await limiter(name).check(check(1_000))).outcome).toBe("admitted");
+    await voidUserTokensBefore(env, name.slice("user:".length), 2_000);
+
+    expect(await limiter(name).check(check(1_999))).toEqual({ outcome: "revoked" });
+    expect(await limiter(name).check(check(1_999, false))).toEqual({ outcome: "revoked" });
+    expect((await storedCounters(name)).minute?.count, "only the first call counted").toBe(1);
+    expect((await limiter(name).check(check(2_000))).outcome, "a token of the new version").toBe("admitted");
+    expect((await limiter(name).check(check(undefined))).outcome, "a check without a version (an API key's)").toBe("admitted");
+  });
+
+  it("never lowers the minimum, and keeps it across the object's eviction", async () => {
+    const userId = crypto.randomUUID();
+    const name = limiterNames.user(userId);
+    await voidUserTokensBefore(env, userId, 5_000);
+    await voidUserTokensBefore(env, userId, 3_000);
+
+    await abortAllDurableObjects();
+
+    expect((await limiter(name).check(check(4_999))).outcome).toBe("revoked");
+    expect((await limiter(name).check(check(5_000))).outcome).toBe("admitted");
+  });
+
+  it("revokes a deleted user's object whatever version the token carries", async () => {
+    const userId = crypto.randomUUID();
+    await revokeUserTokens(env, userId);
+    expect(await limiter(limiterNames.user(userId)).check(check(Date.now()))).toEqual({ outcome: "revoked" });
   });
 });

@@ -1,8 +1,10 @@
 import { env } from "cloudflare:workers";
 import { errors, exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { claimedScopes, gatewayKeys, jwtFailure, MAX_TOKEN_BYTES, publicJwks, verifyJwt } from "../../../src/auth/jwt";
+import { claimedScopes, gatewayKeys, jwtFailure, MAX_TOKEN_BYTES, publicJwks, signUserToken, verifyJwt } from "../../../src/auth/jwt";
+import { principalIssuer } from "../../../src/auth/principal";
 import { parseConfig, type Config } from "../../../src/config";
+import type { UserRecord } from "../../../src/db/users";
 import { b64url, hsSecret, nowSeconds, OWN_KID, signingJwk, signRaw, signToken } from "../../helpers/jwt";
 import { stubOrigin } from "../../helpers/origin";
 
@@ -31,12 +33,14 @@ describe("verifyJwt: tokens keygate accepts", () => {
     const token = await signToken({ sub: "user-1", email: "a@example.com", role: "admin", scope: "read write:*", products: ["alpha", "beta"] });
     expect(await verifyJwt(token, config, Date.now())).toEqual({
       method: "jwt",
+      issuer: "keygate",
       subject: "user-1",
       scopes: ["read", "write:*"],
       userId: "user-1",
       role: "admin",
       email: "a@example.com",
       products: ["alpha", "beta"],
+      grantVersion: 0,
     });
   });
 
@@ -54,12 +58,14 @@ describe("verifyJwt: tokens keygate accepts", () => {
     const token = await signToken({ sub: "svc-1", role: "admin", email: "x@example.com", products: ["alpha"], scope: "read" }, { alg: "HS256" });
     expect(await verifyJwt(token, config, Date.now())).toEqual({
       method: "jwt",
+      issuer: "hs256",
       subject: "svc-1",
       scopes: ["read"],
       userId: null,
       role: null,
       email: null,
       products: ["*"],
+      grantVersion: 0,
     });
   });
 
@@ -83,14 +89,99 @@ describe("verifyJwt: tokens keygate accepts", () => {
 
 describe("verifyJwt: scopes from the scope, scp and scopes claims", () => {
   it.each([
-    [{ scope: "a  b\tc" }, ["a", "b", "c"]],
+    [{ scope: "a  b c" }, ["a", "b", "c"]],
     [{ scp: ["a", "b"] }, ["a", "b"]],
     [{ scp: "a b" }, ["a", "b"]],
-    [{ scopes: ["a", 7, "", "b"] }, ["a", "b"]],
+    [{ scopes: ["orders:*", "x.y_z-1"] }, ["orders:*", "x.y_z-1"]],
     [{ scope: "first", scp: ["second"] }, ["first"]],
+    [{ scope: null, scp: ["second"] }, ["second"]],
+    [{ scope: "" }, []],
     [{}, []],
+    [{ scp: Array.from({ length: 100 }, (_, i) => `s${i}`) }, Array.from({ length: 100 }, (_, i) => `s${i}`)],
   ])("reads %j as scopes %j", (claims, expected) => {
     expect(claimedScopes(claims as JWTPayload)).toEqual(expected);
+  });
+
+  // F8: a scope the origin would split differently from keygate, or that no header can carry.
+  it.each<[string, Record<string, unknown>, string]>([
+    ["an scp entry holding a space", { scp: ["defi:read defi:swap"] }, "scp"],
+    ["an scp entry holding CR LF", { scp: ["a\r\nX-Injected: 1"] }, "scp"],
+    ["a scope string holding a tab", { scope: "a\tb" }, "scope"],
+    ["a scope string holding a newline", { scope: "read\nwrite" }, "scope"],
+    ["a non-ASCII scope", { scope: "lecture:écrire" }, "scope"],
+    ["a scope of 101 characters", { scopes: ["s".repeat(101)] }, "scopes"],
+    ["an empty scope in an array", { scopes: ["a", ""] }, "scopes"],
+    ["a number in an array", { scopes: ["a", 7] }, "scopes"],
+    ["a claim that is neither a string nor an array", { scp: { read: true } }, "scp"],
+    ["101 scopes", { scope: Array.from({ length: 101 }, (_, i) => `s${i}`).join(" ") }, "scope"],
+  ])("refuses %s as JWT_CLAIM_INVALID naming the claim", (_label, claims, claim) => {
+    let thrown: { code?: string; status?: number; message?: string } | undefined;
+    try {
+      claimedScopes(claims as JWTPayload);
+    } catch (error) {
+      thrown = error as typeof thrown;
+    }
+    expect(thrown).toMatchObject({ code: "JWT_CLAIM_INVALID", status: 401 });
+    expect(thrown!.message).toContain(`"${claim}"`);
+  });
+});
+
+describe("verifyJwt: subjects every header and limiter name can carry (F8)", () => {
+  it.each<[string, string]>([
+    ["a newline", "x\ny"],
+    ["a space", "alice smith"],
+    ["a DEL character", "x\u007f"],
+    ["non-ASCII", "jérôme"],
+    ["256 characters", "s".repeat(256)],
+    ["nothing", ""],
+  ])("refuses a sub with %s as JWT_CLAIM_INVALID naming sub, for HS256 and keygate tokens alike", async (_label, sub) => {
+    for (const options of [{ alg: "HS256" }, {}]) {
+      const result = await refusal(await signToken({ sub }, options));
+      expect(result).toMatchObject({ code: "JWT_CLAIM_INVALID", status: 401 });
+      expect(result.message).toContain('"sub"');
+    }
+  });
+
+  it("accepts a sub of 255 printable characters", async () => {
+    const sub = `${"!~".repeat(127)}x`;
+    await expect(verifyJwt(await signToken({ sub }, { alg: "HS256" }), config, Date.now())).resolves.toMatchObject({ subject: sub });
+  });
+});
+
+describe("verifyJwt: who signed the token (F7)", () => {
+  it("names keygate's own tokens \"keygate\" and JWT_SECRET tokens \"hs256\", whatever their iss", async () => {
+    const own = await verifyJwt(await signToken({ sub: "u" }), config, Date.now());
+    const hs = await verifyJwt(await signToken({ sub: "u" }, { alg: "HS256" }), config, Date.now());
+    expect([own.issuer, hs.issuer]).toEqual(["keygate", "hs256"]);
+    expect([principalIssuer(own), principalIssuer(hs)]).toEqual(["keygate", "hs256"]);
+  });
+
+  it("reads the grant version of keygate's own tokens from gv, 0 when absent, and never from a third party's", async () => {
+    const gv = Date.parse("2031-01-02T03:04:05.678Z");
+    expect((await verifyJwt(await signToken({ gv }), config, Date.now())).grantVersion).toBe(gv);
+    expect((await verifyJwt(await signToken({}), config, Date.now())).grantVersion).toBe(0);
+    expect((await verifyJwt(await signToken({ gv }, { alg: "HS256" }), config, Date.now())).grantVersion).toBe(0);
+  });
+
+  it.each([["a string", "1700000000000"], ["a fraction", 1.5], ["a negative number", -1]])("refuses a keygate token whose gv is %s", async (_label, gv) => {
+    const result = await refusal(await signToken({ gv }));
+    expect(result).toMatchObject({ code: "JWT_CLAIM_INVALID" });
+    expect(result.message).toContain('"gv"');
+  });
+
+  it("signs a user's token with gv = the user's updatedAt in epoch ms", async () => {
+    const user: UserRecord = {
+      id: crypto.randomUUID(),
+      email: "gv@example.com",
+      passwordHash: "unused",
+      role: "user",
+      products: ["alpha"],
+      scopes: ["read"],
+      createdAt: "2031-01-01T00:00:00.000Z",
+      updatedAt: "2031-01-02T03:04:05.678Z",
+    };
+    const principal = await verifyJwt(await signUserToken(user, config, Date.now()), config, Date.now());
+    expect(principal).toMatchObject({ issuer: "keygate", userId: user.id, grantVersion: Date.parse(user.updatedAt) });
   });
 });
 
@@ -289,7 +380,17 @@ describe("verifyJwt: remote JWKS", () => {
     const issuer = await remoteIssuer();
     const server = serveJwks(issuer.url, () => Response.json({ keys: [issuer.jwk] }));
     const principal = await verifyJwt(await issuer.sign({ scp: ["read"] }), issuer.config, Date.now());
-    expect(principal).toEqual({ method: "jwt", subject: "third-party-user", scopes: ["read"], userId: null, role: null, email: null, products: ["*"] });
+    expect(principal).toEqual({
+      method: "jwt",
+      issuer: "jwks:keygate",
+      subject: "third-party-user",
+      scopes: ["read"],
+      userId: null,
+      role: null,
+      email: null,
+      products: ["*"],
+      grantVersion: 0,
+    });
     await verifyJwt(await issuer.sign(), issuer.config, Date.now());
     expect(server.received.map((request) => request.url)).toEqual([issuer.url]);
   });
@@ -333,6 +434,17 @@ describe("verifyJwt: remote JWKS", () => {
     await expect(verifyJwt(token, issuer.config, Date.now())).resolves.toMatchObject({ subject: "third-party-user" });
     expect(await refusal(await issuer.sign({}, { kid: "never-published" }), issuer.config)).toMatchObject({ code: "AUTH_BACKEND_UNAVAILABLE", status: 503 });
     expect(server.received.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('names a remote token\'s issuer "jwks:<iss>", or "jwks" without iss, and refuses an iss no header can carry', async () => {
+    const issuer = await remoteIssuer();
+    serveJwks(issuer.url, () => Response.json({ keys: [issuer.jwk] }));
+    const anyIssuer = configWith({ JWKS_URL: issuer.url, JWT_ISSUER: "" });
+    expect((await verifyJwt(await issuer.sign({ iss: "https://idp.example" }), anyIssuer, Date.now())).issuer).toBe("jwks:https://idp.example");
+    expect((await verifyJwt(await issuer.sign({ iss: undefined }), anyIssuer, Date.now())).issuer).toBe("jwks");
+    const result = await refusal(await issuer.sign({ iss: "idp\r\nX-Injected: 1" }), anyIssuer);
+    expect(result).toMatchObject({ code: "JWT_CLAIM_INVALID" });
+    expect(result.message).toContain('"iss"');
   });
 
   it("still uses the gateway's own key and JWT_SECRET without fetching the JWKS", async () => {
