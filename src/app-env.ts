@@ -1,6 +1,4 @@
-import type { Principal } from "./auth/principal";
 import type { Config } from "./config";
-import type { Product } from "./db/products";
 import type { Env } from "./env";
 import type { ErrorFormat } from "./errors";
 
@@ -12,10 +10,6 @@ export interface AppEnv {
     config: Config;
     /** How errors are rendered: the matched product's format, else detailed. */
     errorFormat: ErrorFormat;
-    product: Product;
-    principal: Principal;
-    /** Rate-limit headers to put on the response, error or not, once known. */
-    rateLimitHeaders: Record<string, string>;
     /** Who calls keygate's own management endpoints (middleware/caller.ts). */
     caller: import("./middleware/caller").Caller;
   };

@@ -6,7 +6,7 @@ import { GatewayError, isGatewayError, renderError } from "./errors";
 import { ownBodyLimit } from "./middleware/body-limit";
 import { loadConfig } from "./middleware/config";
 import { requestId } from "./middleware/request-id";
-import { handleProductCall } from "./proxy/gateway";
+import { handleProductCall } from "./gateway";
 import { adminAuditRoutes } from "./routes/admin-audit";
 import { adminProductsRoutes } from "./routes/admin-products";
 import { adminUsersRoutes } from "./routes/admin-users";
@@ -44,7 +44,7 @@ app.onError((err, c) => {
   if (error.code === "INTERNAL_ERROR" || error.code === "CONFIG_INVALID" || !isGatewayError(err)) {
     console.error(JSON.stringify({ event: "error", requestId: c.get("requestId"), error: String(err), stack: (err as Error).stack }));
   }
-  return renderError(error, c.get("errorFormat") ?? "detailed", c.get("requestId") ?? crypto.randomUUID(), c.get("rateLimitHeaders"));
+  return renderError(error, c.get("errorFormat") ?? "detailed", c.get("requestId") ?? crypto.randomUUID());
 });
 
 function toGatewayError(err: unknown): GatewayError {

@@ -1,25 +1,41 @@
-import type { Context } from "hono";
-import type { AppEnv } from "../app-env";
-import { authenticate } from "../auth/authenticate";
-import { authorizeCall, limiterName, type CallContext, type Principal } from "../auth/principal";
-import type { Config } from "../config";
-import type { Product } from "../db/products";
-import { GatewayError } from "../errors";
-import { assertDeclaredLength, readBodyWithin } from "../middleware/body-limit";
-import { assertNotThrottled, recordingAuthFailures } from "../limits/auth-throttle";
-import { checkLimits, type LimitResult } from "../limits/client";
-import { rateLimitHeaders, type LimitCheck } from "../limits/windows";
-import { canonicalPath } from "./canonical-path";
-import { forwardToOrigin } from "./forward";
-import { loadProducts, matchProduct, relativePath } from "./route-match";
-
 /**
- * A call to a product, in the SPEC's order: route → credential → key or JWT
- * checks → IP, product, scopes → rate limits → forward. Nothing before the
- * rate-limit step consumes quota, and nothing unauthenticated reaches the origin.
+ * @module
+ * The product pipeline: a call to a product, in the SPEC's order — canonical
+ * path → route → credential → key or JWT checks → IP, product, scopes → rate
+ * limits → forward. Nothing before the rate-limit step consumes quota, and
+ * nothing unauthenticated reaches the origin. Each step returns what the
+ * next needs; nothing travels through context variables but the error format.
  */
+import type { Context } from "hono";
+import type { AppEnv } from "./app-env";
+import { authenticate } from "./auth/authenticate";
+import { authorizeCall, type CallContext } from "./auth/authorize";
+import { credentialRefusal } from "./auth/credential-state";
+import { limiterName, type Principal } from "./auth/principal";
+import type { Config } from "./config";
+import type { Product } from "./db/products";
+import type { Env } from "./env";
+import { GatewayError, isGatewayError } from "./errors";
+import { assertNotThrottled, recordingAuthFailures } from "./limits/auth-throttle";
+import { checkLimits, type LimitResult } from "./limits/client";
+import { rateLimitHeaders, type LimitCheck } from "./limits/windows";
+import { assertDeclaredLength, readBodyWithin } from "./middleware/body-limit";
+import { canonicalPath } from "./proxy/canonical-path";
+import { forwardToOrigin } from "./proxy/forward";
+import { loadProducts, matchProduct, relativePath } from "./proxy/route-match";
+
+type LimitHeaders = Record<string, string>;
+
+interface Admission {
+  principal: Principal;
+  body: ReadableStream | ArrayBuffer | null;
+  /** The rate-limit headers every authenticated answer carries. */
+  limitHeaders: LimitHeaders;
+}
+
 export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
   const config = c.get("config");
+  const requestId = c.get("requestId");
   const now = Date.now();
   const url = new URL(c.req.url);
   const request = c.req.raw;
@@ -33,27 +49,32 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
   const path = canonical.path;
 
   const product = await routeProduct(c.env.DB, config, path, now);
-  c.set("product", product);
   c.set("errorFormat", product.errorFormat);
 
   assertDeclaredLength(request, config.maxBodyBytes);
-  const { principal, body } = await recordingAuthFailures(c.env, config, clientIp, () =>
-    admitCall(c, { product, clientIp, method: request.method, relativePath: relativePath(product, path) }, now),
+  const call: CallContext = { product, clientIp, method: request.method, relativePath: relativePath(product, path) };
+  const { principal, body, limitHeaders } = await recordingAuthFailures(c.env, config, clientIp, () =>
+    admitCall(c.env, config, request, call, requestId, now),
   );
 
-  const response = await forwardToOrigin(request, {
-    product,
-    principal,
-    requestId: c.get("requestId"),
-    path,
-    search: url.search,
-    clientIp,
-    signingSecret: config.originSigningSecret,
-    timeoutMs: config.originTimeoutMs,
-    body,
-  });
+  let response: Response;
+  try {
+    response = await forwardToOrigin(request, {
+      product,
+      principal,
+      requestId,
+      path,
+      search: url.search,
+      clientIp,
+      signingSecret: config.originSigningSecret,
+      timeoutMs: config.originTimeoutMs,
+      body,
+    });
+  } catch (error) {
+    throw withHeaders(error, limitHeaders); // a 502/504 after admission is still an authenticated answer
+  }
   response.headers.set("X-Auth-Method", principal.method);
-  for (const [name, value] of Object.entries(c.get("rateLimitHeaders") ?? {})) response.headers.set(name, value);
+  for (const [name, value] of Object.entries(limitHeaders)) response.headers.set(name, value);
   return response;
 }
 
@@ -63,26 +84,25 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
  * the limit headers but consumes nothing; an admitted one is counted.
  */
 async function admitCall(
-  c: Context<AppEnv>,
+  env: Env,
+  config: Config,
+  request: Request,
   call: CallContext,
+  requestId: string,
   now: number,
-): Promise<{ principal: Principal; body: ReadableStream | ArrayBuffer | null }> {
-  const config = c.get("config");
-  const request = c.req.raw;
-  const principal = await authenticate(request.headers, c.env.DB, config, now);
-  c.set("principal", principal);
-
+): Promise<Admission> {
+  const principal = await authenticate(request.headers, env.DB, config, now);
   const refusal = authorizeCall(principal, call);
-  const check = limitCheck(principal, call.product, config, c.get("requestId"));
+  const check = limitCheck(principal, call.product, config, requestId);
   if (refusal) {
-    applyLimitOutcome(c, await checkLimits(c.env, config, limiterName(principal), { ...check, consume: false }), principal);
-    throw refusal;
+    const limitHeaders = limitOutcome(await checkLimits(env, config, limiterName(principal), { ...check, consume: false }), principal);
+    throw withHeaders(refusal, limitHeaders);
   }
 
   // Read a chunked body before counting, so an oversized one (413) consumes nothing.
   const body = await readBodyWithin(request, config.maxBodyBytes);
-  applyLimitOutcome(c, await checkLimits(c.env, config, limiterName(principal), check), principal);
-  return { principal, body };
+  const limitHeaders = limitOutcome(await checkLimits(env, config, limiterName(principal), check), principal);
+  return { principal, body, limitHeaders };
 }
 
 async function routeProduct(db: D1Database, config: Config, path: string, now: number): Promise<Product> {
@@ -113,34 +133,39 @@ function limitCheck(principal: Principal, product: Product, config: Config, requ
 }
 
 /**
- * Records the rate-limit headers and turns a refusing outcome into its error.
+ * The limit headers of an outcome that lets the call go on, or its refusal.
  * The object's credential state wins over a cached key row: that is how a
  * revocation takes effect on the very next request. Such a refusal is a 401
  * for an unauthenticated caller, so it carries no limit headers.
  */
-function applyLimitOutcome(c: Context<AppEnv>, result: LimitResult, principal: Principal): void {
-  const isKey = principal.method === "api_key";
+function limitOutcome(result: LimitResult, principal: Principal): LimitHeaders {
   switch (result.outcome) {
     case "unenforced":
-      c.set("rateLimitHeaders", { "X-RateLimit-Enforced": "false" });
-      return;
+      return { "X-RateLimit-Enforced": "false" };
     case "inactive":
     case "revoked":
-      // A user's object is revoked on deletion, and refuses tokens older than their last access change.
-      throw isKey
-        ? new GatewayError("API_KEY_INACTIVE")
-        : new GatewayError("JWT_CLAIM_INVALID", { message: "The token's user has been deleted or their access changed; sign in again" });
     case "expired":
-      throw new GatewayError(isKey ? "API_KEY_EXPIRED" : "JWT_EXPIRED");
-  }
-  c.set("rateLimitHeaders", rateLimitHeaders(result));
-  switch (result.outcome) {
+      throw credentialRefusal(result.outcome, principal.method);
     case "admitted":
     case "peek":
-      return;
+      return rateLimitHeaders(result);
     case "rate_limited":
-      throw new GatewayError("RATE_LIMIT_EXCEEDED", { headers: { "Retry-After": String(result.minute.resetSeconds) } });
+      throw new GatewayError("RATE_LIMIT_EXCEEDED", { headers: { ...rateLimitHeaders(result), "Retry-After": String(result.minute.resetSeconds) } });
     case "daily_quota_exceeded":
-      throw new GatewayError("DAILY_QUOTA_EXCEEDED", { headers: { "Retry-After": String(result.day.resetSeconds) } });
+      throw new GatewayError("DAILY_QUOTA_EXCEEDED", { headers: { ...rateLimitHeaders(result), "Retry-After": String(result.day.resetSeconds) } });
+    default:
+      return unreachable(result);
   }
+}
+
+function unreachable(value: never): never {
+  throw new Error(`unexpected limiter outcome ${JSON.stringify(value)}`);
+}
+
+/** Adds the limit headers to a refusal (its own headers, such as Retry-After, win). */
+function withHeaders(error: unknown, headers: LimitHeaders): unknown {
+  if (isGatewayError(error)) {
+    for (const [name, value] of Object.entries(headers)) if (!Object.hasOwn(error.headers, name)) error.headers[name] = value;
+  }
+  return error;
 }

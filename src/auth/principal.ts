@@ -1,9 +1,5 @@
 import type { KeyRecord } from "../db/keys";
-import type { AuthMethod, Product } from "../db/products";
-import { GatewayError } from "../errors";
 import { limiterNames } from "../limits/names";
-import { ipAllowed } from "./ip-allowlist";
-import { missingScope, requiredScopes } from "./scopes";
 
 /** A token verified with JWT_SECRET, or with the remote JWKS (`jwks:<iss>`, or `jwks` for a token without `iss`). */
 export type ThirdPartyIssuer = "hs256" | "jwks" | `jwks:${string}`;
@@ -55,42 +51,4 @@ export function principalScopes(principal: Principal): string[] {
 
 export function principalProducts(principal: Principal): string[] {
   return principal.method === "api_key" ? principal.key.products : principal.products;
-}
-
-export interface CallContext {
-  product: Product;
-  clientIp: string | null;
-  method: string;
-  /** Path relative to the product's prefix, e.g. "/swap". */
-  relativePath: string;
-}
-
-/**
- * The checks after authentication, in the SPEC's order: IP allowlist →
- * product access → scopes. Returns the refusal rather than throwing it: the
- * caller still asks the rate limiter for headers (without consuming) first.
- */
-export function authorizeCall(principal: Principal, call: CallContext): GatewayError | undefined {
-  if (!call.product.authMethods.includes(principal.method as AuthMethod)) {
-    return new GatewayError("AUTH_METHOD_NOT_ALLOWED", {
-      message: `This product does not accept ${principal.method === "api_key" ? "API keys" : "JWTs"}`,
-    });
-  }
-  if (principal.method === "api_key" && !ipAllowed(call.clientIp, principal.key.ipAllowlist)) {
-    return new GatewayError("IP_NOT_ALLOWED");
-  }
-  const products = principalProducts(principal);
-  if (!products.includes("*") && !products.includes(call.product.slug)) {
-    return new GatewayError("API_KEY_PRODUCT_FORBIDDEN");
-  }
-  const missing = missingScope(principalScopes(principal), requiredScopes(call.product.scopeRules, call.method, call.relativePath, {
-    caseSensitive: call.product.caseSensitiveRules,
-    strictTrailingSlash: call.product.strictTrailingSlash,
-  }));
-  if (missing !== undefined) {
-    return new GatewayError(principal.method === "api_key" ? "API_KEY_SCOPE_MISSING" : "JWT_SCOPE_MISSING", {
-      details: { requiredScope: missing },
-    });
-  }
-  return undefined;
 }
