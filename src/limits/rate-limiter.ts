@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { credentialStateOutcome } from "../auth/credential-state";
 import type { Env } from "../env";
 import { isApiKeyCredential } from "./names";
 import {
@@ -91,8 +92,8 @@ export class RateLimiter extends DurableObject<Env> {
     const { minuteStart, dayStart } = windowStarts(now);
     if (input.credentialId !== undefined && input.credentialId !== this.credentialId) this.rememberCredential(input.credentialId);
 
-    if (this.state.status !== "active") return { outcome: this.state.status };
-    if (this.state.notAfter !== null && now >= this.state.notAfter) return { outcome: "expired" };
+    const unusable = credentialStateOutcome(this.state, now);
+    if (unusable) return { outcome: unusable };
     // A token signed before its user's access last changed carries the old grants.
     if (input.grantVersion !== undefined && input.grantVersion < this.minGrantVersion) return { outcome: "revoked" };
 
