@@ -743,7 +743,7 @@ async function snapshot(world: World) {
   return {
     rows: Object.fromEntries(await Promise.all(TABLES.map(async (table) => [table, await rowCount(table)] as const))),
     key: await storedCounters(`key:${world.record.id}`),
-    subject: await storedCounters(`sub:${world.subject}`),
+    subject: await storedCounters(`user:${world.subject}`),
     ip: await storedCounters(throttleName(world.ip)!),
   };
 }
