@@ -11,21 +11,17 @@
  * identity headers and X-Forwarded-For.
  */
 
+/** Hop-by-hop headers (RFC 9110 §7.6.1), never passed on in either direction. */
+const HOP_BY_HOP = ["connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP_RESPONSE = new Set(HOP_BY_HOP);
+
 /** Canonical names never forwarded. */
 const DROPPED = new Set([
   // Credentials stay at the edge.
   "authorization",
   "x-api-key",
-  // Hop-by-hop (RFC 9110 §7.6.1), and Expect: the origin must not answer 100 Continue to keygate.
-  "connection",
-  "proxy-connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
+  ...HOP_BY_HOP,
+  // Expect: the origin must not answer 100 Continue to keygate.
   "expect",
   // Client address and original request, which only keygate may state.
   "forwarded",
@@ -90,5 +86,3 @@ export function clientResponseHeaders(origin: Headers): Headers {
   }
   return kept;
 }
-
-const HOP_BY_HOP_RESPONSE = new Set(["connection", "proxy-connection", "keep-alive", "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"]);
