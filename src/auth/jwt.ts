@@ -203,7 +203,8 @@ export function jwtFailure(error: unknown): GatewayError {
       return new GatewayError("JWT_EXPIRED");
     case "ERR_JWT_CLAIM_VALIDATION_FAILED": {
       const { claim, reason } = error as errors.JWTClaimValidationFailed;
-      if (claim === "nbf" || (claim === "iat" && reason === "check_failed")) return new GatewayError("JWT_NOT_YET_VALID");
+      // Only a well-formed time in the future is "not yet valid"; an nbf that is no number is a bad claim.
+      if ((claim === "nbf" || claim === "iat") && reason === "check_failed") return new GatewayError("JWT_NOT_YET_VALID");
       return new GatewayError("JWT_CLAIM_INVALID", { message: `The token's "${claim}" claim is ${reason === "missing" ? "missing" : "invalid"}` });
     }
     case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":

@@ -309,6 +309,7 @@ describe("jwtFailure: every jose failure as a SPEC code", () => {
   it.each<[string, unknown, string, number]>([
     ["ERR_JWT_EXPIRED", new errors.JWTExpired("expired", {}, "exp", "check_failed"), "JWT_EXPIRED", 401],
     ["nbf in the future", claimFailure("nbf", "check_failed"), "JWT_NOT_YET_VALID", 401],
+    ["nbf that is no number", claimFailure("nbf", "invalid"), "JWT_CLAIM_INVALID", 401],
     ["iat in the future", claimFailure("iat", "check_failed"), "JWT_NOT_YET_VALID", 401],
     ["a malformed iat", claimFailure("iat", "invalid"), "JWT_CLAIM_INVALID", 401],
     ["a wrong iss", claimFailure("iss", "check_failed"), "JWT_CLAIM_INVALID", 401],
