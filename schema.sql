@@ -9,15 +9,21 @@ CREATE TABLE users (
   products      TEXT NOT NULL DEFAULT '["*"]',       -- JSON array of product slugs; "*" = all
   scopes        TEXT NOT NULL DEFAULT '["*"]',       -- JSON array of scopes; "*" and "prefix:*" wildcards
   created_at    TEXT NOT NULL,
-  updated_at    TEXT NOT NULL
+  updated_at    TEXT NOT NULL,
+  -- Owner-level limits set by an admin, shared by all of the user's keys and tokens; NULL = none (0004).
+  rate_limit_per_minute INTEGER CHECK (rate_limit_per_minute IS NULL OR rate_limit_per_minute > 0),
+  rate_limit_per_day    INTEGER CHECK (rate_limit_per_day IS NULL OR rate_limit_per_day > 0),
+  max_active_keys       INTEGER CHECK (max_active_keys IS NULL OR max_active_keys >= 0)
 );
 -- Login looks a user up by email, case-insensitively.
 CREATE UNIQUE INDEX users_email ON users (email);
+-- GET /api/v1/admin/users: oldest first, one range per page (0005).
+CREATE INDEX users_created ON users (created_at, id);
 
 -- Origin APIs behind the gateway, routed by the longest matching path_prefix.
 CREATE TABLE products (
   id                    TEXT PRIMARY KEY,
-  slug                  TEXT NOT NULL UNIQUE,
+  slug                  TEXT NOT NULL UNIQUE,       -- its UNIQUE index also serves GET /api/v1/admin/products, by slug
   name                  TEXT NOT NULL,
   path_prefix           TEXT NOT NULL UNIQUE,
   origin_url            TEXT NOT NULL,
@@ -56,17 +62,28 @@ CREATE TABLE api_keys (
   products              TEXT NOT NULL DEFAULT '["*"]',
   scopes                TEXT NOT NULL DEFAULT '["*"]',
   rotated_to            TEXT REFERENCES api_keys (id),
-  grace_until           TEXT
+  grace_until           TEXT,
+  -- Moves with every keys-API write to the row: the ETag, and what a PATCH is conditioned on (0003).
+  version               INTEGER NOT NULL DEFAULT 1,
+  -- Who last set the status / the expiry ("admin_token", "user:<id>"); anyone but the owner binds the owner (0003).
+  status_set_by         TEXT,
+  expires_set_by        TEXT,
+  -- The first key of this key's rotation chain: the chain shares one quota and one usage record (0004).
+  lineage_id            TEXT
 );
 -- Verification: SELECT … WHERE prefix = ? (the hot path on a cache miss).
 CREATE INDEX api_keys_prefix ON api_keys (prefix);
--- Keys API: a user's own keys, newest first.
-CREATE INDEX api_keys_owner ON api_keys (owner_id, created_at);
+-- Usage stats and owner-limit moves look a key's lineage up (0004).
+CREATE INDEX api_keys_lineage ON api_keys (lineage_id);
+-- Keys API: a user's own keys, newest first, the id breaking ties: one range per page (0005).
+CREATE INDEX api_keys_owner ON api_keys (owner_id, created_at, id);
+-- Keys API: an admin's list of every key, newest first (0005).
+CREATE INDEX api_keys_created ON api_keys (created_at, id);
 
 -- Admitted calls per credential per UTC day, kept current by the rate-limiter
 -- Durable Object; serves last30Days in GET /api/v1/usage/stats.
 CREATE TABLE usage_daily (
-  key_id TEXT NOT NULL,   -- api key id, or "sub:<subject>" for JWT callers
+  key_id TEXT NOT NULL,   -- api key lineage id (the first key of a rotation chain), or the limiter name of a JWT caller
   day    TEXT NOT NULL,   -- YYYY-MM-DD (UTC)
   count  INTEGER NOT NULL,
   PRIMARY KEY (key_id, day)
@@ -82,5 +99,9 @@ CREATE TABLE audit_log (
   target_id   TEXT NOT NULL,
   details     TEXT             -- JSON: the changed fields (never a secret)
 );
--- GET /api/v1/admin/audit: newest first.
+-- GET /api/v1/admin/audit: newest first (the rowid, last in every index, breaks ties).
 CREATE INDEX audit_log_at ON audit_log (at);
+-- ?targetId= (with or without ?targetType=), newest first (0005).
+CREATE INDEX audit_log_target ON audit_log (target_id, at);
+-- ?targetType= alone, newest first (0005).
+CREATE INDEX audit_log_target_type ON audit_log (target_type, at);

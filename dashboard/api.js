@@ -57,9 +57,10 @@ export async function signIn(email, password) {
 /**
  * One call to keygate; resolves to the JSON body or rejects with an ApiError.
  * @param {string} method @param {string} path @param {unknown} [payload] @param {string | null} [token]
+ * @param {Record<string, string>} [extraHeaders]
  */
-export async function send(method, path, payload, token = storedToken()) {
-  const headers = { Accept: "application/json" };
+export async function send(method, path, payload, token = storedToken(), extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (payload !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -82,20 +83,39 @@ export async function send(method, path, payload, token = storedToken()) {
   return body;
 }
 
+/**
+ * `?name=value&…` for the parameters that are set, or "".
+ * @param {Record<string, string | number | null | undefined>} params
+ */
+function query(params) {
+  const set = Object.entries(params).filter(([, value]) => value !== undefined && value !== null && value !== "");
+  const search = new URLSearchParams(set.map(([name, value]) => [name, String(value)])).toString();
+  return search ? `?${search}` : "";
+}
+
+// The lists come a page at a time: pass the previous answer's nextCursor for the next page.
 export const api = {
-  listKeys: () => send("GET", "/api/v1/keys"),
+  listKeys: (cursor) => send("GET", `/api/v1/keys${query({ cursor })}`),
   createKey: (fields) => send("POST", "/api/v1/keys", fields),
-  updateKey: (id, fields) => send("PATCH", `/api/v1/keys/${encodeURIComponent(id)}`, fields),
+  // With the version the page showed: a key changed meanwhile is refused (412), never overwritten.
+  updateKey: (id, fields, version) => send("PATCH", `/api/v1/keys/${encodeURIComponent(id)}`, fields, undefined, ifMatch(version)),
   revokeKey: (id) => send("DELETE", `/api/v1/keys/${encodeURIComponent(id)}`),
   rotateKey: (id, gracePeriodSeconds) =>
     send("POST", `/api/v1/keys/${encodeURIComponent(id)}/rotate`, { gracePeriodSeconds }),
   usage: () => send("GET", "/api/v1/usage/stats"),
-  listProducts: () => send("GET", "/api/v1/admin/products"),
+  listProducts: (cursor) => send("GET", `/api/v1/admin/products${query({ cursor })}`),
   createProduct: (fields) => send("POST", "/api/v1/admin/products", fields),
-  listUsers: () => send("GET", "/api/v1/admin/users"),
+  listUsers: (cursor, limit) => send("GET", `/api/v1/admin/users${query({ cursor, limit })}`),
   createUser: (fields) => send("POST", "/api/v1/admin/users", fields),
-  audit: () => send("GET", "/api/v1/admin/audit"),
+  // Owner-level limits (rateLimitPerMinute, rateLimitPerDay, maxActiveKeys; null clears one).
+  updateUser: (id, fields) => send("PATCH", `/api/v1/admin/users/${encodeURIComponent(id)}`, fields),
+  audit: (cursor) => send("GET", `/api/v1/admin/audit${query({ cursor })}`),
 };
+
+/** If-Match for a key's version (its ETag is the version in quotes); none when unknown. @param {number | undefined} version */
+function ifMatch(version) {
+  return typeof version === "number" ? { "If-Match": `"${version}"` } : {};
+}
 
 /**
  * The list in a list answer: `{keys: [...]}`, `{users: [...]}`, `{products: [...]}`, `{entries: [...]}`.

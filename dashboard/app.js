@@ -73,6 +73,7 @@ function showSignedIn() {
 function signOut() {
   forgetToken();
   state.keys = [];
+  for (const list of Object.values(pages)) list.reset();
   state.usage.clear();
   for (const body of ["keys-body", "products-body", "users-body", "audit-body"]) byId(body).replaceChildren();
   showSignedIn();
@@ -120,11 +121,78 @@ byId("tabs").addEventListener("click", (event) => {
   if (button) selectTab(/** @type {keyof typeof TAB_LOADERS} */ (button.dataset.tab));
 });
 
+// ---- lists, a page at a time --------------------------------------------------
+
+/**
+ * One list's rows so far and the cursor of its next page (the API's
+ * nextCursor; null on the last page). `load()` fetches the first page again,
+ * or as many pages as it takes to show as many rows as before (so an edit on
+ * a later page keeps it in view); `more()` appends the next page.
+ * @param {string} name the list's member in an answer @param {(cursor?: string) => Promise<any>} fetchPage
+ */
+function pager(name, fetchPage) {
+  const nextOf = (body) => (typeof body?.nextCursor === "string" ? body.nextCursor : null);
+  return {
+    /** @type {any[]} */ rows: [],
+    /** @type {string | null} */ next: null,
+    async load() {
+      const shown = this.rows.length;
+      const rows = [];
+      let cursor = null;
+      do {
+        const body = await fetchPage(cursor ?? undefined);
+        rows.push(...listOf(body, name));
+        cursor = nextOf(body);
+      } while (cursor !== null && rows.length < shown);
+      this.rows = rows;
+      this.next = cursor;
+    },
+    async more() {
+      if (this.next === null) return;
+      const body = await fetchPage(this.next);
+      this.rows = [...this.rows, ...listOf(body, name)];
+      this.next = nextOf(body);
+    },
+    reset() {
+      this.rows = [];
+      this.next = null;
+    },
+  };
+}
+
+const pages = {
+  keys: pager("keys", (cursor) => api.listKeys(cursor)),
+  products: pager("products", (cursor) => api.listProducts(cursor)),
+  users: pager("users", (cursor) => api.listUsers(cursor)),
+  audit: pager("entries", (cursor) => api.audit(cursor)),
+};
+
+/** Each list's "Load more" button: shown while another page follows, off while one loads. @param {keyof typeof pages} list */
+function showMore(list) {
+  byId(`${list}-more`).hidden = pages[list].next === null;
+}
+
+/** @param {keyof typeof pages} list @param {() => void} render */
+function onLoadMore(list, render) {
+  const button = byId(`${list}-more`);
+  button.addEventListener("click", () =>
+    run(async () => {
+      button.disabled = true;
+      try {
+        await pages[list].more();
+      } finally {
+        button.disabled = false;
+      }
+      render();
+    }),
+  );
+}
+
 // ---- keys -----------------------------------------------------------------
 
 async function loadKeys() {
-  const [keys, usage] = await Promise.all([api.listKeys(), api.usage().catch(() => null)]);
-  state.keys = listOf(keys, "keys");
+  const [, usage] = await Promise.all([pages.keys.load(), api.usage().catch(() => null)]);
+  state.keys = pages.keys.rows;
   state.usage = new Map(listOf(usage, "keys").map((entry) => [entry.id, entry]));
   renderKeys();
 }
@@ -135,6 +203,31 @@ function limitsText(key) {
   const minute = usage?.minute?.limit ?? key.rateLimitPerMinute ?? "default";
   const day = usage?.day?.limit ?? key.rateLimitPerDay ?? "default";
   return `${minute}/min · ${day}/day`;
+}
+
+/** Who set a key's status or expiry, in words: "you", "an admin", or a user id. @param {string | null | undefined} setBy */
+function setByText(setBy) {
+  if (!setBy) return null;
+  if (setBy === `user:${state.claims?.sub}`) return "you";
+  if (setBy === "admin_token") return "the admin token";
+  return setBy.startsWith("user:") ? `user ${setBy.slice("user:".length, "user:".length + 8)}` : setBy;
+}
+
+/** A decision made by someone other than the key's owner binds the owner (only an admin may lift it). */
+function setByAdmin(key, setBy) {
+  return Boolean(setBy) && setBy !== `user:${key.ownerId}`;
+}
+
+/** The status badge, and who set a status other than active. */
+function statusCell(key) {
+  const by = key.status === "active" ? null : setByText(key.statusSetBy);
+  return [el("span", { class: `badge ${key.status}` }, key.status), by ? el("small", { class: "set-by" }, ` by ${by}`) : null];
+}
+
+function expiryCell(key) {
+  if (key.graceUntil && key.rotatedTo) return el("span", {}, "grace until ", when(key.graceUntil));
+  const by = key.expiresAt ? setByText(key.expiresSetBy) : null;
+  return el("span", {}, when(key.expiresAt), by ? el("small", { class: "set-by" }, ` set by ${by}`) : null);
 }
 
 function todayText(key) {
@@ -163,10 +256,10 @@ function renderKeys() {
       cell("Prefix", el("code", {}, key.prefix)),
       cell("Name", key.name),
       cell("Env", key.env ?? "—"),
-      cell("Status", el("span", { class: `badge ${key.status}` }, key.status)),
+      cell("Status", ...statusCell(key)),
       cell("Created", when(key.createdAt)),
       cell("Last used", when(key.lastUsedAt)),
-      cell("Expires", key.graceUntil && key.rotatedTo ? el("span", {}, "grace until ", when(key.graceUntil)) : when(key.expiresAt)),
+      cell("Expires", expiryCell(key)),
       cell("Limits", limitsText(key)),
       cell("Today", todayText(key)),
       cell("Actions", keyActions(key)),
@@ -175,9 +268,14 @@ function renderKeys() {
   byId("keys-body").replaceChildren(...rows);
   byId("keys-empty").hidden = rows.length > 0;
   byId("keys-table").hidden = rows.length === 0;
+  showMore("keys");
 }
 
 byId("keys-refresh").addEventListener("click", () => run(loadKeys));
+onLoadMore("keys", () => {
+  state.keys = pages.keys.rows;
+  renderKeys();
+});
 
 byId("create-key-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -263,6 +361,13 @@ function openEdit() {
   form.elements.ipAllowlist.value = (key.ipAllowlist ?? []).join("\n");
   form.elements.scopes.value = (key.scopes ?? []).join(" ");
   form.elements.products.value = (key.products ?? []).join(" ");
+  // An admin's deactivation or expiry binds the owner: say so before they try.
+  const bound = [
+    key.status === "inactive" && setByAdmin(key, key.statusSetBy) ? "An admin deactivated this key; only an admin can reactivate it." : null,
+    key.expiresAt && setByAdmin(key, key.expiresSetBy) ? "An admin set this expiry; you can only move it earlier." : null,
+  ].filter(Boolean);
+  byId("edit-decisions").textContent = isAdmin() ? "" : bound.join(" ");
+  byId("edit-decisions").hidden = isAdmin() || bound.length === 0;
   open(byId("edit-dialog"));
 }
 
@@ -295,7 +400,7 @@ byId("edit-dialog").addEventListener("close", () => {
   const fields = editedFields(key, byId("edit-form"));
   if (Object.keys(fields).length === 0) return;
   run(async () => {
-    await api.updateKey(key.id, fields);
+    await api.updateKey(key.id, fields, key.version);
     await loadKeys();
     showStatus(`Key ${key.prefix} saved.`);
   });
@@ -378,9 +483,13 @@ byId("usage-key").addEventListener("change", renderUsage);
 // ---- admin: products, users, audit ------------------------------------------
 
 async function loadProducts() {
-  const products = listOf(await api.listProducts(), "products");
+  await pages.products.load();
+  renderProducts();
+}
+
+function renderProducts() {
   byId("products-body").replaceChildren(
-    ...products.map((product) =>
+    ...pages.products.rows.map((product) =>
       el(
         "tr",
         { "data-slug": product.slug },
@@ -393,7 +502,10 @@ async function loadProducts() {
       ),
     ),
   );
+  showMore("products");
 }
+
+onLoadMore("products", renderProducts);
 
 byId("create-product-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -422,9 +534,13 @@ byId("create-product-form").addEventListener("submit", (event) => {
 });
 
 async function loadUsers() {
-  const users = listOf(await api.listUsers(), "users");
+  await pages.users.load();
+  renderUsers();
+}
+
+function renderUsers() {
   byId("users-body").replaceChildren(
-    ...users.map((user) =>
+    ...pages.users.rows.map((user) =>
       el(
         "tr",
         { "data-email": user.email },
@@ -432,11 +548,52 @@ async function loadUsers() {
         cell("Role", el("span", { class: `badge ${user.role}` }, user.role)),
         cell("Products", (user.products ?? []).join(" ")),
         cell("Scopes", (user.scopes ?? []).join(" ")),
+        cell("Owner limits", ownerLimitsText(user)),
         cell("Created", when(user.createdAt)),
+        cell("Actions", el("button", { type: "button", class: "link", "data-action": "owner-limits", "data-id": user.id }, "Edit limits")),
       ),
     ),
   );
+  showMore("users");
 }
+
+/** "10/min · 500/day · 3 keys", or "none". */
+function ownerLimitsText(user) {
+  const parts = [
+    user.rateLimitPerMinute == null ? null : `${user.rateLimitPerMinute}/min`,
+    user.rateLimitPerDay == null ? null : `${user.rateLimitPerDay}/day`,
+    user.maxActiveKeys == null ? null : `${user.maxActiveKeys} keys`,
+  ].filter(Boolean);
+  return parts.length ? parts.join(" · ") : "none";
+}
+
+/** @type {any} */
+let limitsTarget = null;
+
+byId("users-body").addEventListener("click", (event) => {
+  const button = /** @type {HTMLElement} */ (event.target).closest("button[data-action=owner-limits]");
+  if (!button) return;
+  limitsTarget = pages.users.rows.find((user) => user.id === button.dataset.id) ?? null;
+  if (!limitsTarget) return;
+  const form = /** @type {HTMLFormElement} */ (byId("owner-limits-form"));
+  byId("owner-limits-email").textContent = limitsTarget.email;
+  for (const name of ["rateLimitPerMinute", "rateLimitPerDay", "maxActiveKeys"]) form.elements[name].value = limitsTarget[name] ?? "";
+  open(byId("owner-limits-dialog"));
+});
+
+byId("owner-limits-dialog").addEventListener("close", () => {
+  if (byId("owner-limits-dialog").returnValue !== "confirm" || !limitsTarget) return;
+  const user = limitsTarget;
+  const form = /** @type {HTMLFormElement} */ (byId("owner-limits-form"));
+  const fields = Object.fromEntries(["rateLimitPerMinute", "rateLimitPerDay", "maxActiveKeys"].map((name) => [name, optionalNumber(form.elements[name].value)]));
+  run(async () => {
+    const updated = await api.updateUser(user.id, fields);
+    await loadUsers();
+    showStatus(`Owner limits of ${updated.email}: ${ownerLimitsText(updated)}.`);
+  });
+});
+
+onLoadMore("users", renderUsers);
 
 byId("create-user-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -465,14 +622,22 @@ function actorName(actor, emails) {
   return (kind === "user" && emails.get(id)) || actor;
 }
 
+/** Actors' emails: the first 200 users (the most a page holds); others show as their id. */
+let actorEmails = new Map();
+
 async function loadAudit() {
-  const [audit, users] = await Promise.all([api.audit(), api.listUsers()]);
-  const emails = new Map(listOf(users, "users").map((user) => [user.id, user.email]));
+  const [, users] = await Promise.all([pages.audit.load(), api.listUsers(undefined, 200)]);
+  actorEmails = new Map(listOf(users, "users").map((user) => [user.id, user.email]));
+  renderAudit();
+}
+
+function renderAudit() {
+  const emails = actorEmails;
   byId("audit-body").replaceChildren(
-    ...listOf(audit, "entries").map((entry) =>
+    ...pages.audit.rows.map((entry) =>
       el(
         "tr",
-        { "data-action": entry.action },
+        { "data-action": entry.action, "data-entry-id": entry.id },
         cell("When", when(entry.at)),
         cell("Who", el("span", { title: entry.actor }, actorName(entry.actor, emails))),
         cell("Action", el("code", {}, entry.action)),
@@ -481,7 +646,10 @@ async function loadAudit() {
       ),
     ),
   );
+  showMore("audit");
 }
+
+onLoadMore("audit", renderAudit);
 
 byId("audit-refresh").addEventListener("click", () => run(loadAudit));
 

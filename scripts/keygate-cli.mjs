@@ -19,7 +19,7 @@ const HELP = `keygate admin CLI
 
 Usage: npm run keygate -- <command> [options]
 
-  keys list
+  keys list [--limit N] [--cursor C] [--all]
   keys create --name NAME [--owner USER_ID] [--products a,b] [--scopes s1,s2]
               [--format ilal|ila] [--env live|test] [--expires ISO_TIME]
               [--per-minute N] [--per-day N] [--ip CIDR,CIDR]
@@ -27,15 +27,20 @@ Usage: npm run keygate -- <command> [options]
               a key for an owner inherits the owner's products and scopes.
   keys revoke KEY_ID
   keys rotate KEY_ID [--grace SECONDS]
-  products list
+  products list [--limit N] [--cursor C] [--all]
   products create --slug SLUG --name NAME --prefix /path --origin URL [--test-origin URL]
               [--strip-prefix] [--auth api_key,jwt] [--error-format detailed|compact]
               [--per-minute N] [--per-day N]
-  users list
+  users list [--limit N] [--cursor C] [--all]
   users create --email EMAIL --password PASSWORD [--role user|admin] [--products a,b] [--scopes s1,s2]
+  users set-limits USER_ID [--per-minute N|none] [--per-day N|none] [--max-keys N|none]
+              Owner-level limits, shared by all of the user's keys and tokens ('none' clears one).
   usage [--key KEY_ID]
 
 Options: --json prints the gateway's JSON answer instead of a table.
+List commands (keys list, products list, users list) show one page (50 rows unless
+--limit N, at most 200) and print the command for the next page; --cursor C shows
+the page after the one that printed C; --all follows the pages to the end.
 Environment: KEYGATE_URL (default ${DEFAULT_URL}); ADMIN_TOKEN (default: from .dev.vars).`;
 
 /** A mistake in how the CLI was called (exit 2), as opposed to a refusal by the gateway (exit 1). */
@@ -62,6 +67,11 @@ function integer(text, flag) {
   if (text === undefined) return undefined;
   if (!/^\d+$/.test(text)) throw new UsageError(`${flag} must be a whole number, got "${text}"`);
   return Number(text);
+}
+
+/** A whole number, or 'none' (null: clears the limit). @param {string | undefined} text @param {string} flag */
+function limitOrNone(text, flag) {
+  return text === 'none' ? null : integer(text, flag);
 }
 
 /** Drop undefined members so the gateway sees only what was given. @param {Record<string, unknown>} body */
@@ -132,6 +142,71 @@ async function request(target, method, path, body) {
   return parsed;
 }
 
+/**
+ * A list command's paging: the list's path and member in the answer, and the page asked for.
+ * @typedef {{ path: string, name: string, limit: number | undefined, cursor: string | undefined }} ListPage
+ */
+
+/** The path of one page of a list. @param {ListPage} list @param {string | undefined} cursor */
+function pagePath(list, cursor) {
+  const query = new URLSearchParams();
+  if (list.limit !== undefined) query.set('limit', String(list.limit));
+  if (cursor !== undefined) query.set('cursor', cursor);
+  const search = query.toString();
+  return search ? `${list.path}?${search}` : list.path;
+}
+
+/**
+ * A list command: one page (its table, then the command for the next page), or with --all every page.
+ * @param {string} command @param {string} path @param {string} name @param {Record<string, string | boolean | undefined>} v
+ * @param {(rows: Record<string, unknown>[]) => string} render
+ * @returns {Plan}
+ */
+function listPlan(command, path, name, v, render) {
+  const limit = integer(/** @type {string | undefined} */ (v.limit), '--limit');
+  const cursor = typeof v.cursor === 'string' ? v.cursor : undefined;
+  if (cursor === '') throw new UsageError('--cursor needs the cursor a previous page printed');
+  /** @type {ListPage} */
+  const list = { path, name, limit, cursor };
+  return {
+    method: 'GET',
+    path: pagePath(list, cursor),
+    list,
+    print: (a) => {
+      const shown = render(a[name]);
+      if (typeof a.nextCursor !== 'string') return shown;
+      const again = limit === undefined ? '' : ` --limit ${limit}`;
+      return `${shown}\n\nMore: npm run keygate -- ${command}${again} --cursor ${a.nextCursor}`;
+    },
+  };
+}
+
+/** The page size --all asks for when --limit is not given: the most the gateway serves. */
+const ALL_PAGES_LIMIT = 200;
+
+/**
+ * Every page of a list from its cursor (or the start) to the end, as one answer with nextCursor null.
+ * @param {{ url: string, token: string }} target @param {ListPage} list
+ */
+async function requestAllPages(target, list) {
+  const paged = { ...list, limit: list.limit ?? ALL_PAGES_LIMIT };
+  /** @type {unknown[]} */
+  const rows = [];
+  const seen = new Set();
+  let cursor = list.cursor;
+  /** @type {Record<string, any>} */
+  let answer;
+  do {
+    answer = await request(target, 'GET', pagePath(paged, cursor));
+    rows.push(...answer[list.name]);
+    cursor = typeof answer.nextCursor === 'string' ? answer.nextCursor : undefined;
+    // A cursor seen before would page forever: the gateway never repeats one.
+    if (cursor !== undefined && seen.has(cursor)) throw new Error(`keygate repeated the cursor ${cursor}`);
+    seen.add(cursor);
+  } while (cursor !== undefined);
+  return { ...answer, [list.name]: rows, nextCursor: null };
+}
+
 const KEY_COLUMNS = /** @type {[string, string][]} */ ([
   ['id', 'ID'],
   ['prefix', 'PREFIX'],
@@ -146,7 +221,7 @@ const KEY_COLUMNS = /** @type {[string, string][]} */ ([
 
 /**
  * What each command sends, and how its answer is printed.
- * @typedef {{ method: string, path: string, body?: Record<string, unknown>, print: (answer: Record<string, any>) => string }} Plan
+ * @typedef {{ method: string, path: string, body?: Record<string, unknown>, list?: ListPage, print: (answer: Record<string, any>) => string }} Plan
  * @param {string[]} positionals @param {Record<string, string | boolean | undefined>} v
  * @returns {Plan}
  */
@@ -159,7 +234,7 @@ export function plan(positionals, v) {
   };
   switch (command) {
     case 'keys list':
-      return { method: 'GET', path: '/api/v1/keys', print: (a) => table(a.keys, KEY_COLUMNS) };
+      return listPlan(command, '/api/v1/keys', 'keys', v, (rows) => table(rows, KEY_COLUMNS));
     case 'keys create': {
       const name = required(v, 'name');
       // Checked here too so the mistake costs no request: the gateway refuses an owner-less key without products.
@@ -194,21 +269,18 @@ export function plan(positionals, v) {
         print: (a) => `Rotated ${a.rotatedFrom} -> ${a.id} (old key valid until ${a.graceUntil})\n\nNew key (shown once, store it now):\n${a.key}`,
       };
     case 'products list':
-      return {
-        method: 'GET',
-        path: '/api/v1/admin/products',
-        print: (a) =>
-          table(a.products, [
-            ['slug', 'SLUG'],
-            ['name', 'NAME'],
-            ['pathPrefix', 'PREFIX'],
-            ['originUrl', 'ORIGIN'],
-            ['authMethods', 'AUTH'],
-            ['errorFormat', 'ERRORS'],
-            ['rateLimitPerMinute', 'PER MIN'],
-            ['rateLimitPerDay', 'PER DAY'],
-          ]),
-      };
+      return listPlan(command, '/api/v1/admin/products', 'products', v, (rows) =>
+        table(rows, [
+          ['slug', 'SLUG'],
+          ['name', 'NAME'],
+          ['pathPrefix', 'PREFIX'],
+          ['originUrl', 'ORIGIN'],
+          ['authMethods', 'AUTH'],
+          ['errorFormat', 'ERRORS'],
+          ['rateLimitPerMinute', 'PER MIN'],
+          ['rateLimitPerDay', 'PER DAY'],
+        ]),
+      );
     case 'products create':
       return {
         method: 'POST',
@@ -228,19 +300,16 @@ export function plan(positionals, v) {
         print: (a) => `Created product ${a.slug} (${a.id}) at ${a.pathPrefix} -> ${a.originUrl}`,
       };
     case 'users list':
-      return {
-        method: 'GET',
-        path: '/api/v1/admin/users',
-        print: (a) =>
-          table(a.users, [
-            ['id', 'ID'],
-            ['email', 'EMAIL'],
-            ['role', 'ROLE'],
-            ['products', 'PRODUCTS'],
-            ['scopes', 'SCOPES'],
-            ['createdAt', 'CREATED'],
-          ]),
-      };
+      return listPlan(command, '/api/v1/admin/users', 'users', v, (rows) =>
+        table(rows, [
+          ['id', 'ID'],
+          ['email', 'EMAIL'],
+          ['role', 'ROLE'],
+          ['products', 'PRODUCTS'],
+          ['scopes', 'SCOPES'],
+          ['createdAt', 'CREATED'],
+        ]),
+      );
     case 'users create':
       return {
         method: 'POST',
@@ -254,6 +323,21 @@ export function plan(positionals, v) {
         }),
         print: (a) => `Created ${a.role} ${a.email} (${a.id})`,
       };
+    case 'users set-limits': {
+      const body = compact({
+        rateLimitPerMinute: limitOrNone(/** @type {string | undefined} */ (v['per-minute']), '--per-minute'),
+        rateLimitPerDay: limitOrNone(/** @type {string | undefined} */ (v['per-day']), '--per-day'),
+        maxActiveKeys: limitOrNone(/** @type {string | undefined} */ (v['max-keys']), '--max-keys'),
+      });
+      if (Object.keys(body).length === 0) throw new UsageError('users set-limits needs --per-minute, --per-day or --max-keys');
+      return {
+        method: 'PATCH',
+        path: `/api/v1/admin/users/${needId()}`,
+        body,
+        print: (a) =>
+          `Limits of ${a.email}: per minute ${a.rateLimitPerMinute ?? 'none'}, per day ${a.rateLimitPerDay ?? 'none'}, active keys ${a.maxActiveKeys ?? 'any'}`,
+      };
+    }
     case 'usage':
       return {
         method: 'GET',
@@ -291,6 +375,7 @@ const OPTIONS = /** @type {const} */ ({
   expires: { type: 'string' },
   'per-minute': { type: 'string' },
   'per-day': { type: 'string' },
+  'max-keys': { type: 'string' },
   ip: { type: 'string' },
   grace: { type: 'string' },
   slug: { type: 'string' },
@@ -305,6 +390,9 @@ const OPTIONS = /** @type {const} */ ({
   role: { type: 'string' },
   key: { type: 'string' },
   json: { type: 'boolean' },
+  cursor: { type: 'string' },
+  limit: { type: 'string' },
+  all: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 });
 
@@ -322,7 +410,7 @@ export async function main(argv, env, io) {
     }
     const step = plan(positionals, values);
     const target = { url: env.KEYGATE_URL || DEFAULT_URL, token: adminTokenFrom(env) };
-    const answer = await request(target, step.method, step.path, step.body);
+    const answer = step.list && values.all ? await requestAllPages(target, step.list) : await request(target, step.method, step.path, step.body);
     io.out(values.json ? JSON.stringify(answer, null, 2) : step.print(answer));
     return 0;
   } catch (error) {

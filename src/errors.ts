@@ -5,8 +5,12 @@
 
 export type ErrorFormat = "detailed" | "compact";
 
+type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 412 | 413 | 429 | 500 | 502 | 503 | 504;
+
 interface ErrorSpec {
-  status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 429 | 500 | 502 | 503 | 504;
+  status: ErrorStatus;
+  /** Statuses the code is also answered with, when a request asks for it (CONFLICT: 412 under If-Match, SPEC section 4). */
+  alsoStatus?: readonly ErrorStatus[];
   message: string;
   hint: string;
   /** What the compact format says; defaults to `message`. */
@@ -107,7 +111,12 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { status: 404, message: "No route matches this path", hint: "Check the path against the products' path prefixes" },
   NOT_FOUND: { status: 404, message: "Resource not found", hint: "Check the id" },
   METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed", hint: "Check the endpoint table" },
-  CONFLICT: { status: 409, message: "The resource conflicts with an existing one", hint: "Use another value for the unique field" },
+  CONFLICT: {
+    status: 409,
+    alsoStatus: [412],
+    message: "The request conflicts with the resource's current state",
+    hint: "Read the resource again and retry (a concurrent write won), or use another value for the unique field",
+  },
   VALIDATION_FAILED: { status: 400, message: "The request body is invalid", hint: "Fix the named fields and try again" },
   PAYLOAD_TOO_LARGE: { status: 413, message: "Request body is too large", hint: "Send a smaller body" },
   AUTH_BACKEND_UNAVAILABLE: {
@@ -130,6 +139,7 @@ const STATUS_TITLES: Record<ErrorSpec["status"], string> = {
   404: "Not Found",
   405: "Method Not Allowed",
   409: "Conflict",
+  412: "Precondition Failed",
   413: "Payload Too Large",
   429: "Too Many Requests",
   500: "Internal Server Error",
@@ -145,11 +155,13 @@ export interface GatewayErrorOptions {
   details?: Record<string, unknown>;
   /** Extra response headers (Retry-After, rate-limit headers). */
   headers?: Record<string, string>;
+  /** One of the code's `alsoStatus` instead of its status (CONFLICT's 412 when the client sent If-Match). */
+  status?: ErrorStatus;
 }
 
 export class GatewayError extends Error {
   readonly code: ErrorCode;
-  readonly status: ErrorSpec["status"];
+  readonly status: ErrorStatus;
   readonly details: Record<string, unknown> | undefined;
   readonly headers: Record<string, string>;
 
@@ -158,7 +170,10 @@ export class GatewayError extends Error {
     super(options.message ?? spec.message);
     this.name = "GatewayError";
     this.code = code;
-    this.status = spec.status;
+    if (options.status !== undefined && options.status !== spec.status && !spec.alsoStatus?.includes(options.status)) {
+      throw new TypeError(`${code} is never answered with ${options.status}`);
+    }
+    this.status = options.status ?? spec.status;
     this.details = options.details;
     this.headers = { ...options.headers };
   }
@@ -172,7 +187,7 @@ export function isGatewayError(value: unknown): value is GatewayError {
 export function errorBody(err: GatewayError, format: ErrorFormat, requestId: string): Record<string, unknown> {
   const spec: ErrorSpec = ERRORS[err.code];
   if (format === "compact") return { error: spec.compact ?? err.message };
-  const body: Record<string, unknown> = { error: STATUS_TITLES[spec.status], code: err.code, message: err.message, hint: spec.hint, requestId };
+  const body: Record<string, unknown> = { error: STATUS_TITLES[err.status], code: err.code, message: err.message, hint: spec.hint, requestId };
   // Details follow, and never overwrite the fields every client relies on.
   for (const [name, value] of Object.entries(err.details ?? {})) if (!Object.hasOwn(body, name)) body[name] = value;
   return body;

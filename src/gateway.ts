@@ -11,7 +11,7 @@ import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { authorizeCall, type CallContext } from "./auth/authorize";
 import { credentialRefusal } from "./auth/credential-state";
-import { limiterName, type Principal } from "./auth/principal";
+import { countingPlace, limiterName, type Principal } from "./auth/principal";
 import type { Config } from "./config";
 import type { Product } from "./db/products";
 import type { Env } from "./env";
@@ -95,14 +95,28 @@ async function admitCall(
   const refusal = authorizeCall(principal, call);
   const check = limitCheck(principal, call.product, config, requestId);
   if (refusal) {
-    const limitHeaders = limitOutcome(await checkLimits(env, config, limiterName(principal), { ...check, consume: false }), principal);
+    const limitHeaders = limitOutcome(await countCall(env, config, principal, { ...check, consume: false }), principal);
     throw withHeaders(refusal, limitHeaders);
   }
 
   // Read a chunked body before counting, so an oversized one (413) consumes nothing.
   const body = await readBodyWithin(request, config.maxBodyBytes);
-  const limitHeaders = limitOutcome(await checkLimits(env, config, limiterName(principal), check), principal);
+  const limitHeaders = limitOutcome(await countCall(env, config, principal, check), principal);
   return { principal, body, limitHeaders };
+}
+
+/**
+ * One object call: where the principal counts (its lineage's object, or its
+ * owner's when the owner has owner-level limits). Only when the key row this
+ * isolate cached is older than a move of its counting does a second call go
+ * to the other object.
+ */
+async function countCall(env: Env, config: Config, principal: Principal, check: LimitCheck): Promise<LimitResult> {
+  const place = countingPlace(principal);
+  const result = await checkLimits(env, config, place.name, { ...check, lineageId: place.lineageId });
+  if (result.outcome !== "moved") return result;
+  const other = countingPlace(principal, true);
+  return checkLimits(env, config, other.name, { ...check, lineageId: other.lineageId, redirected: true });
 }
 
 async function routeProduct(db: D1Database, config: Config, path: string, now: number): Promise<Product> {
@@ -123,7 +137,9 @@ function limitCheck(principal: Principal, product: Product, config: Config, requ
   const key = principal.method === "api_key" ? principal.key : undefined;
   return {
     requestId,
-    credentialId: key ? key.id : limiterName(principal),
+    // Usage is filed by lineage: a rotation's keys share their stats as they share their quota.
+    credentialId: key ? key.lineageId : limiterName(principal),
+    ...(key ? { keyId: key.id } : {}),
     limitPerMinute: key?.rateLimitPerMinute ?? product.rateLimitPerMinute ?? config.rateLimitPerMinuteDefault,
     limitPerDay: key?.rateLimitPerDay ?? product.rateLimitPerDay ?? config.rateLimitPerDayDefault,
     consume: true,
@@ -146,6 +162,9 @@ function limitOutcome(result: LimitResult, principal: Principal): LimitHeaders {
     case "revoked":
     case "expired":
       throw credentialRefusal(result.outcome, principal.method);
+    case "moved":
+      // countCall asks the other object with `redirected`, which never answers "moved".
+      throw new Error("the limiter answered moved to a redirected call");
     case "admitted":
     case "peek":
       return rateLimitHeaders(result);

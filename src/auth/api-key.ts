@@ -7,14 +7,14 @@ import { fromHex, keyPrefix, matchesKeyFormat, sha256, type KeyFormatName } from
  * API-key verification in the SPEC's order: format → prefix lookup → hash →
  * status → expiry. The lookup is passed in, so this stays free of storage.
  */
-export type KeyLookup = (prefix: string) => Promise<KeyRecord[]>;
+export type KeyLookup<K extends KeyRecord = KeyRecord> = (prefix: string) => Promise<K[]>;
 
-export async function verifyApiKey(
+export async function verifyApiKey<K extends KeyRecord>(
   key: string,
   format: KeyFormatName | undefined,
-  lookup: KeyLookup,
+  lookup: KeyLookup<K>,
   now: number,
-): Promise<KeyRecord> {
+): Promise<K> {
   // Cheapest first: a key that cannot be one is refused without storage.
   if (format === undefined || !matchesKeyFormat(key, format)) throw new GatewayError("API_KEY_FORMAT_INVALID");
 
@@ -22,7 +22,7 @@ export async function verifyApiKey(
   if (candidates.length === 0) throw new GatewayError("API_KEY_PREFIX_NOT_FOUND");
 
   const digest = await sha256(key);
-  let match: KeyRecord | undefined;
+  let match: K | undefined;
   // Compare against every candidate in constant time, without an early exit.
   for (const candidate of candidates) {
     const stored = fromHex(candidate.hash);

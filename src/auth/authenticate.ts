@@ -1,5 +1,5 @@
 import type { Config } from "../config";
-import { findKeysByPrefix, type KeyRecord } from "../db/keys";
+import { findKeysByPrefix, type VerifiableKey } from "../db/keys";
 import { GatewayError } from "../errors";
 import { verifyApiKey } from "./api-key";
 import { extractCredential, type Credential } from "./credentials";
@@ -12,10 +12,10 @@ import type { Principal } from "./principal";
  * AUTH_BACKEND_UNAVAILABLE (503), never a 401 that would make a client
  * discard a good key.
  */
-export async function lookupKeys(db: D1Database, config: Config, prefix: string, now: number): Promise<KeyRecord[]> {
+export async function lookupKeys(db: D1Database, config: Config, prefix: string, now: number): Promise<VerifiableKey[]> {
   const cached = cachedKeys(prefix, now);
   if (cached) return cached;
-  let rows: KeyRecord[];
+  let rows: VerifiableKey[];
   try {
     rows = await findKeysByPrefix(db, prefix);
   } catch (error) {

@@ -1,4 +1,4 @@
-import type { KeyRecord } from "../db/keys";
+import type { VerifiableKey } from "../db/keys";
 
 /**
  * Isolate-local cache of key rows by prefix, bounded (LRU) and short-lived
@@ -11,13 +11,13 @@ export const KEY_CACHE_MAX_ENTRIES = 10_000;
 export const NEGATIVE_CACHE_TTL_MS = 2_000;
 
 interface Entry {
-  rows: KeyRecord[];
+  rows: VerifiableKey[];
   expiresAt: number;
 }
 
 const entries = new Map<string, Entry>();
 
-export function cachedKeys(prefix: string, now: number): KeyRecord[] | undefined {
+export function cachedKeys(prefix: string, now: number): VerifiableKey[] | undefined {
   const entry = entries.get(prefix);
   if (!entry) return undefined;
   if (entry.expiresAt <= now) {
@@ -30,7 +30,7 @@ export function cachedKeys(prefix: string, now: number): KeyRecord[] | undefined
   return entry.rows;
 }
 
-export function cacheKeys(prefix: string, rows: KeyRecord[], ttlSeconds: number, now: number): void {
+export function cacheKeys(prefix: string, rows: VerifiableKey[], ttlSeconds: number, now: number): void {
   const ttlMs = rows.length === 0 ? Math.min(NEGATIVE_CACHE_TTL_MS, ttlSeconds * 1000) : ttlSeconds * 1000;
   if (ttlMs <= 0) return;
   entries.delete(prefix);

@@ -9,7 +9,11 @@ export type JwtIssuer = "keygate" | ThirdPartyIssuer;
 
 /** Who is calling, once a credential has been verified. */
 export type Principal =
-  | { method: "api_key"; key: KeyRecord }
+  | {
+      method: "api_key";
+      /** `ownerLimited`: the owner has owner-level limits, so the key's calls count in the owner's object. */
+      key: KeyRecord & { ownerLimited?: boolean };
+    }
   | {
       method: "jwt";
       issuer: JwtIssuer;
@@ -37,12 +41,32 @@ export function principalIssuer(principal: Principal): JwtIssuer {
   return principal.method === "api_key" ? "keygate" : principal.issuer;
 }
 
-/** The Durable Object that counts this principal's calls and knows its revocation state. */
+/**
+ * The Durable Object that knows this principal's revocation state: a key's
+ * lineage object (a rotation's keys share it, and quota), or the token's subject's.
+ */
 export function limiterName(principal: Principal): string {
-  if (principal.method === "api_key") return limiterNames.key(principal.key.id);
+  if (principal.method === "api_key") return limiterNames.key(principal.key.lineageId);
   // A third party's `sub` may equal a keygate user's id: it must never share that user's object.
   if (principal.issuer === "keygate") return limiterNames.user(principal.subject);
   return limiterNames.subject(principal.issuer, principal.subject);
+}
+
+/** Where a call is counted: an object, and for a key counted in its owner's object, its lineage's bucket there. */
+export interface CountingPlace {
+  name: string;
+  lineageId?: string;
+}
+
+/**
+ * Where this principal's calls count. A key whose owner has owner-level
+ * limits counts in the owner's object (one atomic decision for both); `moved`
+ * is the other place, for when that object answered that counting moved.
+ */
+export function countingPlace(principal: Principal, moved = false): CountingPlace {
+  if (principal.method !== "api_key" || principal.key.ownerId === null) return { name: limiterName(principal) };
+  const inOwner = (principal.key.ownerLimited ?? false) !== moved;
+  return inOwner ? { name: limiterNames.user(principal.key.ownerId), lineageId: principal.key.lineageId } : { name: limiterName(principal) };
 }
 
 export function principalScopes(principal: Principal): string[] {

@@ -1,4 +1,5 @@
 import { nowIso } from "./json";
+import { pageQuery, readPage, type Condition, type Page, type SqlQuery } from "./page";
 
 /**
  * The audit log: who did what to which key, product or user, and when.
@@ -73,21 +74,42 @@ export function auditStatement(db: D1Database, input: AuditInput, now: number = 
     );
 }
 
-export interface AuditQuery {
-  limit: number;
+export interface AuditPageQuery {
   targetType?: AuditTargetType | undefined;
   targetId?: string | undefined;
+  /** The sort key (at, rowid) of the last entry of the previous page. */
+  after?: AuditPosition | undefined;
+  limit: number;
 }
 
-/** Newest first; rowid breaks ties between entries of the same millisecond. Served by audit_log_at. */
-export async function listAudit(db: D1Database, query: AuditQuery): Promise<AuditEntry[]> {
-  const { results } = await db
-    .prepare(
-      `SELECT * FROM audit_log
-       WHERE (?1 IS NULL OR target_type = ?1) AND (?2 IS NULL OR target_id = ?2)
-       ORDER BY at DESC, rowid DESC LIMIT ?3`,
-    )
-    .bind(query.targetType ?? null, query.targetId ?? null, query.limit)
-    .all<AuditRow>();
-  return results.map(rowToEntry);
+/**
+ * GET /api/v1/admin/audit: newest first; rowid (the order entries were
+ * written in) breaks ties between entries of the same millisecond, as every
+ * index ends in the rowid. One range of audit_log_target (a target id, its
+ * type then only filtered: `+` keeps the planner off the type's index),
+ * audit_log_target_type (a type) or audit_log_at (no filter).
+ */
+export function auditPageQuery(query: AuditPageQuery): SqlQuery {
+  const conditions: Condition[] = [];
+  if (query.targetId !== undefined) {
+    conditions.push({ sql: "target_id = ?", params: [query.targetId] });
+    if (query.targetType !== undefined) conditions.push({ sql: "+target_type = ?", params: [query.targetType] });
+  } else if (query.targetType !== undefined) {
+    conditions.push({ sql: "target_type = ?", params: [query.targetType] });
+  }
+  if (query.after) conditions.push({ sql: "(at, rowid) < (?, ?)", params: [...query.after] });
+  // The rowid is selected under its own name: `SELECT *` does not include it.
+  return pageQuery("audit_log", conditions, "at DESC, rowid DESC", query.limit, "*, rowid AS row_order");
+}
+
+export type AuditPosition = readonly [at: string, rowid: number];
+
+export function listAuditPage(db: D1Database, query: AuditPageQuery): Promise<Page<AuditEntry, AuditPosition>> {
+  return readPage(
+    db,
+    auditPageQuery(query),
+    query.limit,
+    (row: AuditRow & { row_order: number }) => rowToEntry(row),
+    (row) => [row.at, row.row_order] as const,
+  );
 }

@@ -1,6 +1,7 @@
 import type { ScopeRule } from "../auth/scopes";
 import type { ErrorFormat } from "../errors";
 import { parseJsonList } from "./json";
+import { pageQuery, readPage, type Condition, type Page, type SqlQuery } from "./page";
 
 export type AuthMethod = "api_key" | "jwt";
 
@@ -69,9 +70,28 @@ export function rowToProduct(row: ProductRow): Product {
   };
 }
 
+/** Every product: what routing loads (src/proxy/route-match.ts). The admin list pages with listProductPage. */
 export async function listProducts(db: D1Database): Promise<Product[]> {
   const { results } = await db.prepare("SELECT * FROM products ORDER BY slug").all<ProductRow>();
   return results.map(rowToProduct);
+}
+
+export interface ProductPageQuery {
+  /** The slug of the last product of the previous page. */
+  after?: ProductPosition | undefined;
+  limit: number;
+}
+
+/** GET /api/v1/admin/products: by slug (unique and immutable, so a total order); one range of the slug's UNIQUE index. */
+export function productPageQuery(query: ProductPageQuery): SqlQuery {
+  const conditions: Condition[] = query.after ? [{ sql: "slug > ?", params: [...query.after] }] : [];
+  return pageQuery("products", conditions, "slug", query.limit);
+}
+
+export type ProductPosition = readonly [slug: string];
+
+export function listProductPage(db: D1Database, query: ProductPageQuery): Promise<Page<Product, ProductPosition>> {
+  return readPage(db, productPageQuery(query), query.limit, rowToProduct, (row: ProductRow) => [row.slug] as const);
 }
 
 export async function getProduct(db: D1Database, idOrSlug: string): Promise<Product | undefined> {

@@ -1,4 +1,5 @@
 import { parseJsonList } from "./json";
+import { pageQuery, readPage, type Condition, type Page, type SqlQuery } from "./page";
 
 export type UserRole = "user" | "admin";
 
@@ -12,6 +13,11 @@ export interface UserRecord {
   scopes: string[];
   createdAt: string;
   updatedAt: string;
+  /** Owner-level limits, set by an admin: shared by all of the user's keys and tokens (null = none). */
+  rateLimitPerMinute: number | null;
+  rateLimitPerDay: number | null;
+  /** How many keys the user may hold that are not revoked nor replaced by a rotation (null = any number). */
+  maxActiveKeys: number | null;
 }
 
 /**
@@ -34,6 +40,9 @@ interface UserRow {
   scopes: string;
   created_at: string;
   updated_at: string;
+  rate_limit_per_minute: number | null;
+  rate_limit_per_day: number | null;
+  max_active_keys: number | null;
 }
 
 export function rowToUser(row: UserRow): UserRecord {
@@ -46,6 +55,9 @@ export function rowToUser(row: UserRow): UserRecord {
     scopes: parseJsonList(row.scopes),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    rateLimitPerMinute: row.rate_limit_per_minute ?? null,
+    rateLimitPerDay: row.rate_limit_per_day ?? null,
+    maxActiveKeys: row.max_active_keys ?? null,
   };
 }
 
@@ -63,8 +75,8 @@ export async function getUser(db: D1Database, id: string): Promise<UserRecord | 
 export function insertUserStatement(db: D1Database, user: UserRecord): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO users (id, email, password_hash, role, products, scopes, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO users (id, email, password_hash, role, products, scopes, created_at, updated_at, rate_limit_per_minute, rate_limit_per_day, max_active_keys)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .bind(
       user.id,
@@ -75,6 +87,9 @@ export function insertUserStatement(db: D1Database, user: UserRecord): D1Prepare
       JSON.stringify(user.scopes),
       user.createdAt,
       user.updatedAt,
+      user.rateLimitPerMinute,
+      user.rateLimitPerDay,
+      user.maxActiveKeys,
     );
 }
 
@@ -86,10 +101,42 @@ export async function listUsers(db: D1Database): Promise<UserRecord[]> {
   return results.map(rowToUser);
 }
 
+export interface UserPageQuery {
+  /** The sort key (createdAt, id) of the last user of the previous page. */
+  after?: UserPosition | undefined;
+  limit: number;
+}
+
+/** GET /api/v1/admin/users: oldest first, the id breaking ties; one range of users_created. */
+export function userPageQuery(query: UserPageQuery): SqlQuery {
+  const conditions: Condition[] = query.after ? [{ sql: "(created_at, id) > (?, ?)", params: [...query.after] }] : [];
+  return pageQuery("users", conditions, "created_at, id", query.limit);
+}
+
+export type UserPosition = readonly [createdAt: string, id: string];
+
+export function listUserPage(db: D1Database, query: UserPageQuery): Promise<Page<UserRecord, UserPosition>> {
+  return readPage(db, userPageQuery(query), query.limit, rowToUser, (row: UserRow) => [row.created_at, row.id] as const);
+}
+
 export function updateUserStatement(db: D1Database, user: UserRecord): D1PreparedStatement {
   return db
-    .prepare("UPDATE users SET email = ?, password_hash = ?, role = ?, products = ?, scopes = ?, updated_at = ? WHERE id = ?")
-    .bind(user.email, user.passwordHash, user.role, JSON.stringify(user.products), JSON.stringify(user.scopes), user.updatedAt, user.id);
+    .prepare(
+      `UPDATE users SET email = ?, password_hash = ?, role = ?, products = ?, scopes = ?, updated_at = ?,
+       rate_limit_per_minute = ?, rate_limit_per_day = ?, max_active_keys = ? WHERE id = ?`,
+    )
+    .bind(
+      user.email,
+      user.passwordHash,
+      user.role,
+      JSON.stringify(user.products),
+      JSON.stringify(user.scopes),
+      user.updatedAt,
+      user.rateLimitPerMinute,
+      user.rateLimitPerDay,
+      user.maxActiveKeys,
+      user.id,
+    );
 }
 
 export function deleteUserStatement(db: D1Database, id: string): D1PreparedStatement {

@@ -4,7 +4,7 @@ import type { KeyRecord } from "../db/keys";
 import type { Env } from "../env";
 import { GatewayError } from "../errors";
 import { limiterNames } from "./names";
-import type { RateLimiter } from "./rate-limiter";
+import type { OwnerLimits, RateLimiter } from "./rate-limiter";
 import type { CredentialState, LimitCheck, LimitDecision } from "./windows";
 
 /**
@@ -57,17 +57,26 @@ export async function setCredentialState(env: LimiterEnv, name: string, state: C
   await limiterStub(env, name).setState(state);
 }
 
-/** The state a key's object must hold for a key row: its status, and its expiry or rotation grace end. */
-export function credentialStateOf(key: Pick<KeyRecord, "status" | "expiresAt" | "graceUntil">): CredentialState {
-  return { status: key.status, notAfter: keyNotAfter(key) };
+/**
+ * The state a key's object must hold for a key row: its status, its expiry or
+ * rotation grace end, and the row's version (the object keeps the newest).
+ */
+export function credentialStateOf(key: Pick<KeyRecord, "status" | "expiresAt" | "graceUntil"> & { version?: number }): CredentialState {
+  return { status: key.status, notAfter: keyNotAfter(key), ...(key.version === undefined ? {} : { version: key.version }) };
 }
 
 /**
  * For the keys API: call after every write to a key row (edit, deactivate,
- * reactivate, revoke, rotate), with the row as written to D1.
+ * reactivate, revoke, rotate), with the row as written to D1. Both objects a
+ * key's calls can count in learn it: its lineage's, and its owner's (where
+ * they count while the owner has owner-level limits).
  */
 export async function syncKeyState(env: LimiterEnv, key: KeyRecord): Promise<void> {
-  await setCredentialState(env, limiterNames.key(key.id), credentialStateOf(key));
+  const state = credentialStateOf(key);
+  await Promise.all([
+    limiterStub(env, limiterNames.key(key.lineageId)).setKeyState(key.id, state),
+    ...(key.ownerId === null ? [] : [limiterStub(env, limiterNames.user(key.ownerId)).setKeyState(key.id, state)]),
+  ]);
 }
 
 /**
@@ -87,4 +96,33 @@ export async function revokeUserTokens(env: LimiterEnv, userId: string): Promise
 /** Counts for usage stats: this minute, today, and the last 31 UTC days. */
 export async function readUsage(env: LimiterEnv, name: string) {
   return limiterStub(env, name).usage();
+}
+
+/**
+ * A key lineage's live counts, from where they are kept: its own object, or
+ * its owner's while the owner has owner-level limits (the lineage's object says so).
+ */
+export async function readKeyUsage(env: LimiterEnv, key: Pick<KeyRecord, "lineageId" | "ownerId">) {
+  const own = await limiterStub(env, limiterNames.key(key.lineageId)).usage();
+  if (!own.movedToOwner || key.ownerId === null) return own;
+  return limiterStub(env, limiterNames.user(key.ownerId)).usage(key.lineageId);
+}
+
+/**
+ * For the admin users API, after the user's owner-level limits were written
+ * to D1: the user's object learns them, and each of the user's key lineages
+ * moves its counting there (limits set) or back to its own object (limits
+ * cleared), with the counts of the current windows.
+ */
+export async function applyOwnerLimits(env: LimiterEnv, userId: string, limits: OwnerLimits | null, lineageIds: readonly string[]): Promise<void> {
+  const owner = limiterStub(env, limiterNames.user(userId));
+  const handedBack = await owner.setOwnerLimits(limits);
+  const limited = limits !== null && (limits.limitPerMinute !== null || limits.limitPerDay !== null);
+  await Promise.all(
+    lineageIds.map(async (lineageId) => {
+      const lineage = limiterStub(env, limiterNames.key(lineageId));
+      if (limited) await owner.adoptCounts(await lineage.handOverToOwner(), lineageId);
+      else await lineage.adoptCounts(handedBack[lineageId] ?? {});
+    }),
+  );
 }

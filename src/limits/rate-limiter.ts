@@ -5,6 +5,7 @@ import { isApiKeyCredential } from "./names";
 import {
   DAY_MS,
   MINUTE_MS,
+  ownerWindowCounts,
   windowCounts,
   windowStarts,
   type CredentialState,
@@ -13,25 +14,44 @@ import {
 } from "./windows";
 
 /**
- * One object per credential (`key:<id>`, `user:<id>`, `sub:…`: limits/names.ts)
- * holding its minute and day counters and its revocation state, and one per
- * client address (`ip:<address>`) counting failed authentications. All in the
- * object's SQLite storage, read into memory once when the object starts.
+ * One object per credential (`key:<lineage id>`, `user:<id>`, `sub:…`:
+ * limits/names.ts) holding its minute and day counters and its revocation
+ * state, and one per client address (`ip:<address>`) counting failed
+ * authentications. All in the object's SQLite storage, read into memory once
+ * when the object starts.
  *
  * Exactness: every method runs synchronously from reading a counter to writing
  * it (the SQL API is synchronous; nothing awaits), so calls never interleave
  * and N concurrent calls against limit L admit exactly min(N, L).
  *
- * Storage (constant size per object):
- *   counters(name PK, window_start, count)  name = 'minute' | 'day' | 'auth_failures';
+ * Windows are kept per bucket: the object's own credential (counter names
+ * 'minute', 'day'), a rotation lineage counted in its owner's object
+ * ('lineage:<id>:minute', …) and the owner's shared windows ('owner:minute', …).
+ * A call is checked against its own bucket and, in a user's object with
+ * owner-level limits, the owner's: admitted by all or counted in none.
+ *
+ * Where a key counts: an API key's calls count in `key:<lineage>`, the object
+ * of its rotation lineage (both keys of a rotation draw from one count), unless
+ * its owner has owner-level limits: then in the owner's `user:<id>` object, as
+ * a lineage bucket beside the owner's windows, so one synchronous decision
+ * covers both. Moving between the two (an admin sets or clears the owner's
+ * limits) hands the counts over; an isolate whose cached row still routes the
+ * old way is answered "moved" and asks the other object once.
+ *
+ * Storage (constant size per bucket):
+ *   counters(name PK, window_start, count)  name = [bucket ':'] 'minute' | 'day', or 'auth_failures';
  *                                           window_start = epoch ms of the UTC window
- *   state(name PK, value)                   'status', 'not_after' (epoch ms), 'credential_id',
- *                                           'min_grant_version' (epoch ms; user objects only)
+ *   state(name PK, value)                   'status', 'not_after' (epoch ms), 'version' (of the row it came from), 'credential_id',
+ *                                           'min_grant_version' (epoch ms; user objects only),
+ *                                           'owner_limit_per_minute', 'owner_limit_per_day' (user objects),
+ *                                           'moved_to_owner' ('1': a key lineage now counted in its owner's object)
+ *   key_state(key_id PK, status, not_after) each API key's state (a lineage object serves a rotation's keys)
  *   daily(day PK, count)                    admitted calls per finished UTC day, last 31 days
  *                                           (usage stats; today's count is the 'day' counter)
- *   admitted(request_id PK, at)             admissions of the last ~2 minutes (idempotent retries)
+ *   lineage_daily(lineage_id, day, count)   the same for each lineage bucket
+ *   admitted(request_id PK, at, key_id)     admissions of the last ~2 minutes (idempotent retries, last use per key)
  *
- * An admission writes two statements: both counters in one upsert, and its
+ * An admission writes two statements: the counters in one upsert, and its
  * request id. Everything else happens once per window.
  */
 const ADMITTED_RETENTION_MS = 2 * MINUTE_MS;
@@ -39,11 +59,26 @@ const DAILY_RETENTION_DAYS = 31;
 /** How long admitted counts wait before the alarm copies them to D1 (usage_daily, last_used_at). */
 export const USAGE_FLUSH_DELAY_MS = 30_000;
 
-type CounterName = "minute" | "day" | "auth_failures";
+/** A counter's name: a window of a bucket ('minute', 'owner:day', 'lineage:<id>:minute'), or 'auth_failures'. */
+type CounterName = string;
+
+/** The object's own credential (''), a lineage counted in its owner's object, or the owner's shared windows. */
+type Bucket = "" | "owner" | `lineage:${string}`;
 
 interface Counter {
   windowStart: number;
   count: number;
+}
+
+/** A bucket's two counters, as handed from one object to another when a key's counting moves. */
+export interface BucketCounts {
+  minute?: Counter;
+  day?: Counter;
+}
+
+export interface OwnerLimits {
+  limitPerMinute: number | null;
+  limitPerDay: number | null;
 }
 
 export interface AuthFailureTally {
@@ -53,13 +88,22 @@ export interface AuthFailureTally {
   throttledUntil: number | null;
 }
 
+const counterName = (bucket: Bucket, window: "minute" | "day"): CounterName => (bucket === "" ? window : `${bucket}:${window}`);
+const lineageBucket = (lineageId: string): Bucket => `lineage:${lineageId}`;
+
 export class RateLimiter extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly counters = new Map<CounterName, Counter>();
   private state: CredentialState = { status: "active", notAfter: null };
+  /** Per API key (a lineage's object serves a rotation's old and new key). */
+  private readonly keyStates = new Map<string, CredentialState>();
   private credentialId: string | null = null;
   /** Tokens of this user signed with an older grant version (`gv`) are void. */
   private minGrantVersion = 0;
+  /** A user's owner-level limits; null while the user has none. */
+  private ownerLimits: OwnerLimits | null = null;
+  /** A key lineage's object whose counting moved to the owner's object. */
+  private movedToOwner = false;
   private flushScheduled = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -68,62 +112,217 @@ export class RateLimiter extends DurableObject<Env> {
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, window_start INTEGER NOT NULL, count INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT);
+      CREATE TABLE IF NOT EXISTS key_state (key_id TEXT PRIMARY KEY, status TEXT NOT NULL, not_after INTEGER, version INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS daily (day TEXT PRIMARY KEY, count INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS admitted (request_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS lineage_daily (lineage_id TEXT NOT NULL, day TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (lineage_id, day)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS admitted (request_id TEXT PRIMARY KEY, at INTEGER NOT NULL, key_id TEXT) WITHOUT ROWID;
     `);
+    // Objects from before per-key last use: their admitted table has no key_id yet.
+    if (!this.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('admitted')").toArray().some((column) => column.name === "key_id")) {
+      this.sql.exec("ALTER TABLE admitted ADD COLUMN key_id TEXT");
+    }
     for (const row of this.sql.exec<{ name: CounterName; window_start: number; count: number }>("SELECT * FROM counters")) {
       this.counters.set(row.name, { windowStart: row.window_start, count: row.count });
     }
+    for (const row of this.sql.exec<{ key_id: string; status: CredentialState["status"]; not_after: number | null; version: number }>(
+      "SELECT * FROM key_state",
+    )) {
+      this.keyStates.set(row.key_id, { status: row.status, notAfter: row.not_after, version: row.version });
+    }
+    const owner: OwnerLimits = { limitPerMinute: null, limitPerDay: null };
     for (const row of this.sql.exec<{ name: string; value: string | null }>("SELECT * FROM state")) {
       if (row.name === "status") this.state.status = row.value as CredentialState["status"];
       if (row.name === "not_after") this.state.notAfter = row.value === null ? null : Number(row.value);
+      if (row.name === "version" && row.value !== null) this.state.version = Number(row.value);
       if (row.name === "credential_id") this.credentialId = row.value;
       if (row.name === "min_grant_version") this.minGrantVersion = Number(row.value);
+      if (row.name === "owner_limit_per_minute" && row.value !== null) owner.limitPerMinute = Number(row.value);
+      if (row.name === "owner_limit_per_day" && row.value !== null) owner.limitPerDay = Number(row.value);
+      if (row.name === "moved_to_owner") this.movedToOwner = row.value === "1";
     }
+    if (owner.limitPerMinute !== null || owner.limitPerDay !== null) this.ownerLimits = owner;
   }
 
   /**
-   * Checks the credential's state and both windows, and — when `consume` is
-   * set and both have room — counts the call in both. A call refused by either
-   * window consumes neither. Retrying with the same requestId never counts twice.
+   * Checks the credential's state and its windows (its own, and its owner's
+   * when this object holds owner-level limits), and — when `consume` is set
+   * and every window has room — counts the call in all of them. A call refused
+   * by any window consumes none. Retrying with the same requestId never counts twice.
    */
   check(input: LimitCheck): LimitDecision {
     const now = Date.now();
     const { minuteStart, dayStart } = windowStarts(now);
-    if (input.credentialId !== undefined && input.credentialId !== this.credentialId) this.rememberCredential(input.credentialId);
+    // Counting moved (an admin set or cleared the owner's limits after the caller's key row was cached): ask the other object.
+    if (!input.redirected && (input.lineageId === undefined ? this.movedToOwner : this.ownerLimits === null)) return { outcome: "moved" };
+    if (input.lineageId === undefined && input.credentialId !== undefined && input.credentialId !== this.credentialId) {
+      this.rememberCredential(input.credentialId);
+    }
 
-    const unusable = credentialStateOutcome(this.state, now);
+    const unusable = credentialStateOutcome(input.keyId === undefined ? this.state : this.stateOfKey(input.keyId), now);
     if (unusable) return { outcome: unusable };
     // A token signed before its user's access last changed carries the old grants.
     if (input.grantVersion !== undefined && input.grantVersion < this.minGrantVersion) return { outcome: "revoked" };
 
-    const minuteUsed = this.countIn("minute", minuteStart);
-    const dayUsed = this.countIn("day", dayStart);
-    const decide = (outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded", minute = minuteUsed, day = dayUsed) => ({
+    const own: Bucket = input.lineageId === undefined ? "" : lineageBucket(input.lineageId);
+    const used = (bucket: Bucket) => ({ minute: this.countIn(counterName(bucket, "minute"), minuteStart), day: this.countIn(counterName(bucket, "day"), dayStart) });
+    const ownUsed = used(own);
+    const owner = this.ownerLimits;
+    const ownerUsed = owner ? used("owner") : undefined;
+    const ownerRoom = (window: "minute" | "day") => {
+      const limit = window === "minute" ? owner?.limitPerMinute : owner?.limitPerDay;
+      return limit === null || limit === undefined || ownerUsed![window] < limit;
+    };
+    const decide = (outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded", added = 0): LimitDecision => ({
       outcome,
-      ...windowCounts(now, input, minute, day),
+      ...windowCounts(now, input, ownUsed.minute + added, ownUsed.day + added),
+      ...(owner && ownerUsed
+        ? { owner: ownerWindowCounts(now, owner, ownerUsed.minute + added, ownerUsed.day + added) }
+        : {}),
     });
 
     if (!input.consume) return decide("peek");
     if (input.retry && this.alreadyAdmitted(input.requestId)) return decide("admitted");
     // Day first: when both windows are exhausted, the day's reset is the true wait.
-    if (dayUsed >= input.limitPerDay) return decide("daily_quota_exceeded");
-    if (minuteUsed >= input.limitPerMinute) return decide("rate_limited");
+    if (ownUsed.day >= input.limitPerDay || !ownerRoom("day")) return decide("daily_quota_exceeded");
+    if (ownUsed.minute >= input.limitPerMinute || !ownerRoom("minute")) return decide("rate_limited");
 
-    this.admit(input.requestId, now, minuteUsed + 1, dayUsed + 1);
-    return decide("admitted", minuteUsed + 1, dayUsed + 1);
+    this.admit(input, now, owner ? [own, "owner"] : [own]);
+    return decide("admitted", 1);
   }
 
-  /** Revocation, deactivation, reactivation and rotation grace take effect here at once. */
-  setState(state: CredentialState): void {
-    this.state = { status: state.status, notAfter: state.notAfter };
+  // ---- Per-key state: a lineage's object and the owner's object both hold it for each key. ----
+
+  /**
+   * A key's state as its row was last written (`version` orders the writes):
+   * an older or repeated state is ignored, and a revoked key stays revoked.
+   */
+  setKeyState(keyId: string, state: CredentialState): void {
+    const held = this.keyStates.get(keyId);
+    // Revocation is final and wins whatever version it comes with (a user's deletion revokes with the version it read).
+    if (held && (held.status === "revoked" || (state.status !== "revoked" && (held.version ?? 0) > (state.version ?? 0)))) return;
+    const stored = { status: state.status, notAfter: state.notAfter, version: state.version ?? 0 };
+    this.keyStates.set(keyId, stored);
     this.sql.exec(
-      "INSERT INTO state (name, value) VALUES ('status', ?), ('not_after', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-      state.status,
-      state.notAfter === null ? null : String(state.notAfter),
+      "INSERT INTO key_state (key_id, status, not_after, version) VALUES (?, ?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET status = excluded.status, not_after = excluded.not_after, version = excluded.version",
+      keyId,
+      stored.status,
+      stored.notAfter,
+      stored.version,
     );
   }
 
+  /** What this object knows of a key: nothing yet means active (the key row's own state is checked before). */
+  keyState(keyId: string): CredentialState {
+    return { ...this.stateOfKey(keyId) };
+  }
+
+  private stateOfKey(keyId: string): CredentialState {
+    const held = this.keyStates.get(keyId);
+    if (held) return held;
+    // Objects from before per-key state kept one state, that of the key they were made for.
+    return keyId === this.credentialId ? this.state : { status: "active", notAfter: null };
+  }
+
+  // ---- Moving a lineage's counting between its own object and its owner's. ----
+
+  /**
+   * In a user's object: sets (or clears) the owner-level limits. Clearing them
+   * hands every lineage's counts back, to be given to each lineage's object.
+   */
+  setOwnerLimits(limits: OwnerLimits | null): Record<string, BucketCounts> {
+    const none = limits === null || (limits.limitPerMinute === null && limits.limitPerDay === null);
+    const wasLimited = this.ownerLimits !== null;
+    this.ownerLimits = none ? null : { ...limits };
+    this.sql.exec(
+      "INSERT INTO state (name, value) VALUES ('owner_limit_per_minute', ?), ('owner_limit_per_day', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      none ? null : limits.limitPerMinute === null ? null : String(limits.limitPerMinute),
+      none ? null : limits.limitPerDay === null ? null : String(limits.limitPerDay),
+    );
+    if (!none) {
+      // The owner's windows start with what the user's own tokens used in them; their keys' counts follow (adoptCounts).
+      if (!wasLimited) this.addCounts("owner", { minute: this.counters.get("minute"), day: this.counters.get("day") });
+      return {};
+    }
+    const handed: Record<string, BucketCounts> = {};
+    const { dayStart } = windowStarts(Date.now());
+    for (const name of [...this.counters.keys()]) {
+      const lineage = /^lineage:(.+):day$/.exec(name)?.[1];
+      if (lineage) this.closeDayIfPassed(lineageBucket(lineage), dayStart);
+    }
+    for (const [name, counter] of [...this.counters]) {
+      const match = /^lineage:(.+):(minute|day)$/.exec(name);
+      if (!match) continue;
+      (handed[match[1]!] ??= {})[match[2] as "minute" | "day"] = counter;
+      this.dropCounter(name);
+    }
+    // The owner's own windows end with the limits; a later limit starts counting afresh.
+    this.dropCounter("owner:minute");
+    this.dropCounter("owner:day");
+    return handed;
+  }
+
+  /** In a lineage's object: its counting moves to the owner's object; the counts so far go with it. */
+  handOverToOwner(): BucketCounts {
+    this.closeDayIfPassed("", windowStarts(Date.now()).dayStart);
+    const handed: BucketCounts = { minute: this.counters.get("minute"), day: this.counters.get("day") };
+    this.movedToOwner = true;
+    this.sql.exec("INSERT INTO state (name, value) VALUES ('moved_to_owner', '1') ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    this.dropCounter("minute");
+    this.dropCounter("day");
+    return handed;
+  }
+
+  /**
+   * Adds counts handed over by the other object to a bucket (a lineage in the
+   * owner's object, or the lineage object's own when `lineageId` is absent),
+   * and ends a move away: calls counted here meanwhile are kept, not replaced.
+   */
+  adoptCounts(counts: BucketCounts, lineageId?: string): void {
+    if (lineageId === undefined && this.movedToOwner) {
+      this.movedToOwner = false;
+      this.sql.exec("DELETE FROM state WHERE name = 'moved_to_owner'");
+    }
+    if (lineageId === undefined) return this.addCounts("", counts);
+    this.addCounts(lineageBucket(lineageId), counts);
+    // The lineage's calls in the current windows were the owner's calls too.
+    if (this.ownerLimits) this.addCounts("owner", counts);
+  }
+
+  private addCounts(bucket: Bucket, counts: BucketCounts): void {
+    const { minuteStart, dayStart } = windowStarts(Date.now());
+    for (const [window, start] of [["minute", minuteStart], ["day", dayStart]] as const) {
+      const handed = counts[window];
+      if (!handed || handed.windowStart !== start || handed.count === 0) continue; // a window that has passed counts nothing
+      const name = counterName(bucket, window);
+      this.storeCounter(name, start, this.countIn(name, start) + handed.count);
+    }
+  }
+  /**
+   * Revocation, deactivation, reactivation and rotation grace take effect here
+   * at once. Writes reach the object in any order, so a state carrying a
+   * version (its key row's) that is not newer than the one held is ignored.
+   * `revoked` is final: once held it is never replaced, and a revoked state is
+   * taken whatever its version (revocation is final in D1 too). A state with
+   * no version (a user's object) is taken as given, except over `revoked`.
+   * Returns the state held afterwards.
+   */
+  setState(state: CredentialState): CredentialState {
+    const held = this.state;
+    if (held.status === "revoked") return { ...held };
+    const notNewer = state.version !== undefined && held.version !== undefined && state.version <= held.version;
+    if (notNewer && state.status !== "revoked") return { ...held };
+    const version = state.version === undefined ? held.version : Math.max(state.version, held.version ?? state.version);
+    this.state = { status: state.status, notAfter: state.notAfter, ...(version === undefined ? {} : { version }) };
+    this.sql.exec(
+      "INSERT INTO state (name, value) VALUES ('status', ?), ('not_after', ?), ('version', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      state.status,
+      state.notAfter === null ? null : String(state.notAfter),
+      version === undefined ? null : String(version),
+    );
+    return { ...this.state };
+  }
+
+  /** The object's own credential's state, with the version it came with (when it had one). */
   getState(): CredentialState {
     return { ...this.state };
   }
@@ -154,42 +353,68 @@ export class RateLimiter extends DurableObject<Env> {
     return { failures, throttledUntil: failures >= limitPerMinute ? minuteStart + MINUTE_MS : null };
   }
 
-  /** Counts for usage stats: this minute, today, and the last 31 days (today last). */
-  usage(): { minuteUsed: number; dayUsed: number; daily: { day: string; count: number }[] } {
+  /**
+   * Counts for usage stats: this minute, today, and the last 31 days (today
+   * last), of the object's own credential or of a lineage counted here.
+   */
+  usage(lineageId?: string): { minuteUsed: number; dayUsed: number; daily: { day: string; count: number }[]; movedToOwner: boolean } {
+    const bucket: Bucket = lineageId === undefined ? "" : lineageBucket(lineageId);
     const { minuteStart, dayStart } = windowStarts(Date.now());
-    return { minuteUsed: this.countIn("minute", minuteStart), dayUsed: this.countIn("day", dayStart), daily: this.dailyCounts(DAILY_RETENTION_DAYS) };
+    return {
+      // A lineage counted in its owner's object: its counts are there (readKeyUsage follows).
+      movedToOwner: lineageId === undefined && this.movedToOwner,
+      minuteUsed: this.countIn(counterName(bucket, "minute"), minuteStart),
+      dayUsed: this.countIn(counterName(bucket, "day"), dayStart),
+      daily: this.dailyCounts(bucket, DAILY_RETENTION_DAYS),
+    };
   }
 
   /**
    * Per UTC day, oldest first: up to `closedDays` closed days from the table,
-   * then the 'day' counter's own day — today, or the last day with calls when
-   * none came since (it is closed into the table by the next admission).
+   * then the bucket's 'day' counter's own day — today, or the last day with
+   * calls when none came since (it is closed into the table by the next admission).
    */
-  private dailyCounts(closedDays: number): { day: string; count: number }[] {
-    const open = this.counters.get("day");
+  private dailyCounts(bucket: Bucket, closedDays: number): { day: string; count: number }[] {
+    const open = this.counters.get(counterName(bucket, "day"));
     const openDay = open ? isoDay(open.windowStart) : "9999-12-31";
-    const closed = [
-      ...this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily WHERE day < ? ORDER BY day DESC LIMIT ?", openDay, closedDays),
-    ].reverse();
+    const rows =
+      bucket === ""
+        ? this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily WHERE day < ? ORDER BY day DESC LIMIT ?", openDay, closedDays)
+        : this.sql.exec<{ day: string; count: number }>(
+            "SELECT day, count FROM lineage_daily WHERE lineage_id = ? AND day < ? ORDER BY day DESC LIMIT ?",
+            bucket.slice("lineage:".length),
+            openDay,
+            closedDays,
+          );
+    const closed = [...rows].reverse();
     return open && open.count > 0 ? [...closed, { day: openDay, count: open.count }] : closed;
   }
 
-  /** Copies the last two days' counts and the last-use time to D1, off the request path. */
+  /** Copies the last two days' counts and each key's last-use time to D1, off the request path. */
   override async alarm(): Promise<void> {
     this.flushScheduled = false;
-    if (!this.credentialId) return;
-    // The open day and the one before: a flush just after midnight still owes yesterday's last calls.
-    const rows = this.dailyCounts(1);
-    const statements = rows.map((row) =>
-      this.env.DB.prepare(
-        "INSERT INTO usage_daily (key_id, day, count) VALUES (?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET count = max(count, excluded.count)",
-      ).bind(this.credentialId, row.day, row.count),
-    );
-    const lastUsed = this.sql.exec<{ at: number | null }>("SELECT max(at) AS at FROM admitted").toArray()[0]?.at;
-    if (lastUsed && isApiKeyCredential(this.credentialId)) {
-      statements.push(
-        this.env.DB.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(new Date(lastUsed).toISOString(), this.credentialId),
-      );
+    // Usage is filed by credential: the object's own, and each lineage counted here (a limited owner's keys).
+    const filings: [id: string, bucket: Bucket][] = this.credentialId ? [[this.credentialId, ""]] : [];
+    for (const name of this.counters.keys()) {
+      const lineage = /^lineage:(.+):day$/.exec(name)?.[1];
+      if (lineage) filings.push([lineage, lineageBucket(lineage)]);
+    }
+    const statements: D1PreparedStatement[] = [];
+    for (const [id, bucket] of filings) {
+      // The open day and the one before: a flush just after midnight still owes yesterday's last calls.
+      for (const row of this.dailyCounts(bucket, 1)) {
+        statements.push(
+          this.env.DB.prepare(
+            "INSERT INTO usage_daily (key_id, day, count) VALUES (?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET count = max(count, excluded.count)",
+          ).bind(id, row.day, row.count),
+        );
+      }
+    }
+    const used = this.sql.exec<{ key_id: string | null; at: number }>("SELECT key_id, max(at) AS at FROM admitted GROUP BY key_id").toArray();
+    for (const { key_id: keyId, at } of used) {
+      // Admissions from before per-key last use name no key: they were the object's own key's.
+      const id = keyId ?? (this.credentialId && isApiKeyCredential(this.credentialId) ? this.credentialId : null);
+      if (id) statements.push(this.env.DB.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(new Date(at).toISOString(), id));
     }
     if (statements.length > 0) await this.env.DB.batch(statements);
   }
@@ -222,22 +447,31 @@ export class RateLimiter extends DurableObject<Env> {
     return this.sql.exec("SELECT 1 FROM admitted WHERE request_id = ?", requestId).toArray().length > 0;
   }
 
-  /** Both counters and the request id, in one synchronous run (one implicit transaction). */
-  private admit(requestId: string, now: number, minuteCount: number, dayCount: number): void {
+  private dropCounter(name: CounterName): void {
+    if (!this.counters.delete(name)) return;
+    this.sql.exec("DELETE FROM counters WHERE name = ?", name);
+  }
+
+  /** Every bucket's counters and the request id, in one synchronous run (one implicit transaction). */
+  private admit(input: LimitCheck, now: number, buckets: Bucket[]): void {
     const { minuteStart, dayStart } = windowStarts(now);
-    const newMinute = this.counters.get("minute")?.windowStart !== minuteStart;
-    const finishedDay = this.counters.get("day");
-    if (finishedDay && finishedDay.windowStart !== dayStart) this.closeDay(finishedDay, dayStart);
-    this.counters.set("minute", { windowStart: minuteStart, count: minuteCount });
-    this.counters.set("day", { windowStart: dayStart, count: dayCount });
+    const newMinute = this.counters.get(counterName(buckets[0]!, "minute"))?.windowStart !== minuteStart;
+    const values: (string | number)[] = [];
+    for (const bucket of buckets) {
+      this.closeDayIfPassed(bucket, dayStart);
+      const minute = counterName(bucket, "minute");
+      const day = counterName(bucket, "day");
+      const counts = { minute: this.countIn(minute, minuteStart) + 1, day: this.countIn(day, dayStart) + 1 };
+      this.counters.set(minute, { windowStart: minuteStart, count: counts.minute });
+      this.counters.set(day, { windowStart: dayStart, count: counts.day });
+      values.push(minute, minuteStart, counts.minute, day, dayStart, counts.day);
+    }
     this.sql.exec(
-      "INSERT INTO counters (name, window_start, count) VALUES ('minute', ?, ?), ('day', ?, ?) ON CONFLICT (name) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
-      minuteStart,
-      minuteCount,
-      dayStart,
-      dayCount,
+      `INSERT INTO counters (name, window_start, count) VALUES ${buckets.map(() => "(?, ?, ?), (?, ?, ?)").join(", ")}
+       ON CONFLICT (name) DO UPDATE SET window_start = excluded.window_start, count = excluded.count`,
+      ...values,
     );
-    this.sql.exec("INSERT INTO admitted (request_id, at) VALUES (?, ?)", requestId, now);
+    this.sql.exec("INSERT INTO admitted (request_id, at, key_id) VALUES (?, ?, ?)", input.requestId, now, input.keyId ?? null);
     // Pruning once per window keeps storage constant-size without a delete on every call.
     if (newMinute) this.sql.exec("DELETE FROM admitted WHERE at < ?", now - ADMITTED_RETENTION_MS);
     if (!this.flushScheduled) {
@@ -247,14 +481,28 @@ export class RateLimiter extends DurableObject<Env> {
     }
   }
 
-  /** A day's counter has passed: keep its final count for usage stats, and forget days past retention. */
-  private closeDay(finished: Counter, dayStart: number): void {
+  /** A bucket's day counter has passed: keep its final count for usage stats, and forget days past retention. */
+  private closeDayIfPassed(bucket: Bucket, dayStart: number): void {
+    const finished = this.counters.get(counterName(bucket, "day"));
+    if (!finished || finished.windowStart === dayStart || bucket === "owner") return;
+    const oldest = isoDay(dayStart - DAILY_RETENTION_DAYS * DAY_MS);
+    if (bucket === "") {
+      this.sql.exec(
+        "INSERT INTO daily (day, count) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET count = excluded.count",
+        isoDay(finished.windowStart),
+        finished.count,
+      );
+      this.sql.exec("DELETE FROM daily WHERE day < ?", oldest);
+      return;
+    }
+    const lineageId = bucket.slice("lineage:".length);
     this.sql.exec(
-      "INSERT INTO daily (day, count) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET count = excluded.count",
+      "INSERT INTO lineage_daily (lineage_id, day, count) VALUES (?, ?, ?) ON CONFLICT (lineage_id, day) DO UPDATE SET count = excluded.count",
+      lineageId,
       isoDay(finished.windowStart),
       finished.count,
     );
-    this.sql.exec("DELETE FROM daily WHERE day < ?", isoDay(dayStart - DAILY_RETENTION_DAYS * DAY_MS));
+    this.sql.exec("DELETE FROM lineage_daily WHERE lineage_id = ? AND day < ?", lineageId, oldest);
   }
 }
 

@@ -9,6 +9,8 @@ export interface CredentialState {
   status: "active" | "inactive" | "revoked";
   /** Epoch ms from which the credential is expired (expiry or end of a rotation's grace); null = never. */
   notAfter: number | null;
+  /** An API key's row version: the object keeps the newest state it was told, whatever order the writes arrive in. */
+  version?: number;
 }
 
 export interface LimitCheck {
@@ -30,6 +32,15 @@ export interface LimitCheck {
    * Below the object's minimum, the call is "revoked" whatever `consume` says.
    */
   grantVersion?: number;
+  /** An API key's id: its state is kept per key, since a rotation's keys share one object. */
+  keyId?: string;
+  /**
+   * Set when the call counts in its owner's object (the owner has owner-level
+   * limits): the key's lineage, whose windows that object keeps beside the owner's.
+   */
+  lineageId?: string;
+  /** The other object answered "moved": this object counts the call whatever it holds, so a move never loops. */
+  redirected?: boolean;
 }
 
 export interface WindowState {
@@ -45,10 +56,20 @@ export interface WindowCounts {
   day: WindowState;
 }
 
-/** What the limiter says about one call. Credential-state refusals carry no counts: the caller is not authenticated. */
+/** An owner's shared windows: only those the admin set. */
+export interface OwnerWindowCounts {
+  minute?: WindowState;
+  day?: WindowState;
+}
+
+/**
+ * What the limiter says about one call. Credential-state refusals carry no
+ * counts: the caller is not authenticated. "moved": the call counts in the
+ * other object (its owner's, or its lineage's own) since its key row was cached.
+ */
 export type LimitDecision =
-  | ({ outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded" } & WindowCounts)
-  | { outcome: "inactive" | "revoked" | "expired" };
+  | ({ outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded" } & WindowCounts & { owner?: OwnerWindowCounts })
+  | { outcome: "inactive" | "revoked" | "expired" | "moved" };
 
 /** The calendar minute and the UTC day containing `now` (epoch ms has no leap seconds, so both are exact). */
 export function windowStarts(now: number): { minuteStart: number; dayStart: number } {
@@ -60,34 +81,59 @@ export function secondsUntilReset(now: number, lengthMs: number): number {
   return Math.max(1, Math.ceil((lengthMs - (now % lengthMs)) / 1000));
 }
 
+function windowState(now: number, limit: number, used: number, lengthMs: number): WindowState {
+  return { limit, used, remaining: Math.max(0, limit - used), resetSeconds: secondsUntilReset(now, lengthMs) };
+}
+
+export function ownerWindowCounts(
+  now: number,
+  limits: { limitPerMinute: number | null; limitPerDay: number | null },
+  minuteUsed: number,
+  dayUsed: number,
+): OwnerWindowCounts {
+  return {
+    ...(limits.limitPerMinute === null ? {} : { minute: windowState(now, limits.limitPerMinute, minuteUsed, MINUTE_MS) }),
+    ...(limits.limitPerDay === null ? {} : { day: windowState(now, limits.limitPerDay, dayUsed, DAY_MS) }),
+  };
+}
+
 export function windowCounts(
   now: number,
   limits: Pick<LimitCheck, "limitPerMinute" | "limitPerDay">,
   minuteUsed: number,
   dayUsed: number,
 ): WindowCounts {
-  const window = (limit: number, used: number, lengthMs: number): WindowState => ({
-    limit,
-    used,
-    remaining: Math.max(0, limit - used),
-    resetSeconds: secondsUntilReset(now, lengthMs),
-  });
-  return { minute: window(limits.limitPerMinute, minuteUsed, MINUTE_MS), day: window(limits.limitPerDay, dayUsed, DAY_MS) };
+  return { minute: windowState(now, limits.limitPerMinute, minuteUsed, MINUTE_MS), day: windowState(now, limits.limitPerDay, dayUsed, DAY_MS) };
+}
+
+/** The window with less room left (the owner's, when it binds sooner). */
+function tighter(own: WindowState, owner: WindowState | undefined): WindowState {
+  return owner && owner.remaining < own.remaining ? owner : own;
 }
 
 /**
  * The SPEC's X-RateLimit-* headers, plus the pair from
  * draft-ietf-httpapi-ratelimit-headers (-09 to -11): one named policy per
- * window, `q` quota and `w` window seconds; `r` remaining and `t` seconds to reset.
+ * window, `q` quota and `w` window seconds; `r` remaining and `t` seconds to
+ * reset. With owner-level limits the X-RateLimit-* headers report the tighter
+ * of each pair of windows, and the IETF pair lists every policy.
  */
-export function rateLimitHeaders({ minute, day }: WindowCounts): Record<string, string> {
+export function rateLimitHeaders({ minute: ownMinute, day: ownDay, owner }: WindowCounts & { owner?: OwnerWindowCounts }): Record<string, string> {
+  const minute = tighter(ownMinute, owner?.minute);
+  const day = tighter(ownDay, owner?.day);
+  const policies: [name: string, window: WindowState, seconds: number][] = [
+    ["minute", ownMinute, MINUTE_MS / 1000],
+    ["day", ownDay, DAY_MS / 1000],
+    ...(owner?.minute ? [["owner-minute", owner.minute, MINUTE_MS / 1000] as [string, WindowState, number]] : []),
+    ...(owner?.day ? [["owner-day", owner.day, DAY_MS / 1000] as [string, WindowState, number]] : []),
+  ];
   return {
     "X-RateLimit-Limit": String(minute.limit),
     "X-RateLimit-Remaining": String(minute.remaining),
     "X-RateLimit-Reset": String(minute.resetSeconds),
     "X-RateLimit-Daily-Limit": String(day.limit),
     "X-RateLimit-Daily-Remaining": String(day.remaining),
-    "RateLimit-Policy": `"minute";q=${minute.limit};w=${MINUTE_MS / 1000}, "day";q=${day.limit};w=${DAY_MS / 1000}`,
-    RateLimit: `"minute";r=${minute.remaining};t=${minute.resetSeconds}, "day";r=${day.remaining};t=${day.resetSeconds}`,
+    "RateLimit-Policy": policies.map(([name, window, seconds]) => `"${name}";q=${window.limit};w=${seconds}`).join(", "),
+    RateLimit: policies.map(([name, window]) => `"${name}";r=${window.remaining};t=${window.resetSeconds}`).join(", "),
   };
 }

@@ -56,7 +56,7 @@ async function isAdminToken(credential: Credential, config: Config): Promise<boo
 async function assertKeyStateLive(env: Env, principal: Extract<Principal, { method: "api_key" }>, now: number): Promise<void> {
   let state;
   try {
-    state = await limiterStub(env, limiterName(principal)).getState();
+    state = await limiterStub(env, limiterName(principal)).keyState(principal.key.id);
   } catch (error) {
     console.error(JSON.stringify({ event: "rate_limiter_failed", error: String(error) }));
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });

@@ -7,15 +7,16 @@ import {
   deleteProductStatement,
   getProduct,
   insertProductStatement,
-  listProducts,
+  listProductPage,
   updateProductStatement,
   type Product,
 } from "../db/products";
 import { GatewayError } from "../errors";
 import { callerJson, requireAdmin } from "../middleware/caller";
-import { validateJson } from "../middleware/validate";
+import { validateJson, validateQuery } from "../middleware/validate";
 import { invalidateProductCache } from "../proxy/route-match";
-import { ProductCreateSchema, ProductPatchSchema } from "./schemas";
+import { DEFAULT_PAGE_SIZE, encodeCursor } from "./cursor";
+import { ProductCreateSchema, ProductListQuerySchema, ProductPatchSchema } from "./schemas";
 
 /** Products: admin only. Every write drops this isolate's product cache; others follow within KEY_CACHE_TTL_SECONDS. */
 
@@ -41,7 +42,11 @@ async function writeProduct(db: D1Database, statements: D1PreparedStatement[]): 
 }
 
 export const adminProductsRoutes = new Hono<AppEnv>()
-  .get("/api/v1/admin/products", requireAdmin(), async (c) => callerJson(c, { products: await listProducts(c.env.DB) }))
+  .get("/api/v1/admin/products", requireAdmin(), validateQuery(ProductListQuerySchema), async (c) => {
+    const query = c.req.valid("query");
+    const page = await listProductPage(c.env.DB, { after: query.cursor, limit: query.limit ?? DEFAULT_PAGE_SIZE });
+    return callerJson(c, { products: page.rows, nextCursor: encodeCursor("products", page.nextAfter) });
+  })
 
   .post("/api/v1/admin/products", requireAdmin(), validateJson(ProductCreateSchema), async (c) => {
     const body = c.req.valid("json");

@@ -9,17 +9,20 @@ import {
   deleteUserStatement,
   getUser,
   insertUserStatement,
-  listUsers,
+  listUserPage,
   updateUserStatement,
   userGrantVersion,
   type UserRecord,
 } from "../db/users";
 import { GatewayError } from "../errors";
-import { revokeUserTokens, voidUserTokensBefore } from "../limits/client";
+import { invalidateKeyCache } from "../auth/key-cache";
+import type { Env } from "../env";
+import { applyOwnerLimits, revokeUserTokens, voidUserTokensBefore } from "../limits/client";
 import { callerJson, requireAdmin } from "../middleware/caller";
-import { validateJson } from "../middleware/validate";
+import { validateJson, validateQuery } from "../middleware/validate";
+import { DEFAULT_PAGE_SIZE, encodeCursor } from "./cursor";
 import { propagateKeyChange } from "./keys";
-import { UserCreateSchema, UserPatchSchema, type UserPatchInput } from "./schemas";
+import { UserCreateSchema, UserListQuerySchema, UserPatchSchema, type UserPatchInput } from "./schemas";
 
 /** Users: admin only. Passwords are stored as PBKDF2 hashes and never leave the server, not even hashed. */
 
@@ -88,8 +91,30 @@ async function reachUserLimiter(userId: string, failure: string, tell: () => Pro
   }
 }
 
+function hasOwnerLimits(user: Pick<UserRecord, "rateLimitPerMinute" | "rateLimitPerDay">): boolean {
+  return user.rateLimitPerMinute !== null || user.rateLimitPerDay !== null;
+}
+
+/**
+ * After the user's owner-level limits were written: their object learns
+ * them, and their keys' counting moves into it (or back out), with the
+ * current windows' counts. This isolate's cached key rows say where keys
+ * count, so they go; other isolates' are answered "moved" until they expire.
+ */
+async function moveKeyCounting(env: Env, user: UserRecord, lineageIds: string[]): Promise<void> {
+  const limits = hasOwnerLimits(user) ? { limitPerMinute: user.rateLimitPerMinute, limitPerDay: user.rateLimitPerDay } : null;
+  invalidateKeyCache();
+  await reachUserLimiter(user.id, "The limits are saved but have not reached the rate limiter; repeat the request to apply them", () =>
+    applyOwnerLimits(env, user.id, limits, lineageIds),
+  );
+}
+
 export const adminUsersRoutes = new Hono<AppEnv>()
-  .get("/api/v1/admin/users", requireAdmin(), async (c) => callerJson(c, { users: (await listUsers(c.env.DB)).map(userView) }))
+  .get("/api/v1/admin/users", requireAdmin(), validateQuery(UserListQuerySchema), async (c) => {
+    const query = c.req.valid("query");
+    const page = await listUserPage(c.env.DB, { after: query.cursor, limit: query.limit ?? DEFAULT_PAGE_SIZE });
+    return callerJson(c, { users: page.rows.map(userView), nextCursor: encodeCursor("users", page.nextAfter) });
+  })
 
   .post("/api/v1/admin/users", requireAdmin(), validateJson(UserCreateSchema), async (c) => {
     const body = c.req.valid("json");
@@ -103,11 +128,16 @@ export const adminUsersRoutes = new Hono<AppEnv>()
       scopes: body.scopes ?? ["*"],
       createdAt: nowIso(now),
       updatedAt: nowIso(now),
+      rateLimitPerMinute: body.rateLimitPerMinute ?? null,
+      rateLimitPerDay: body.rateLimitPerDay ?? null,
+      maxActiveKeys: body.maxActiveKeys ?? null,
     };
     await writeUser(c.env.DB, [
       insertUserStatement(c.env.DB, user),
       auditStatement(c.env.DB, { actor: c.get("caller").actor, action: "user.create", targetType: "user", targetId: user.id, details: auditedChanges(body) }, now),
     ]);
+    // A new user has no keys yet: only their object needs to know the limits.
+    if (hasOwnerLimits(user)) await moveKeyCounting(c.env, user, []);
     return callerJson(c, userView(user), 201);
   })
 
@@ -133,6 +163,11 @@ export const adminUsersRoutes = new Hono<AppEnv>()
         now,
       ),
     ]);
+    if (patch.rateLimitPerMinute !== undefined || patch.rateLimitPerDay !== undefined) {
+      // Naming the limits again (say, repeating a PATCH that got a 503) completes an earlier move.
+      const lineages = (await listKeys(c.env.DB, user.id)).filter((key) => key.status !== "revoked").map((key) => key.lineageId);
+      await moveKeyCounting(c.env, updated, [...new Set(lineages)]);
+    }
     if (namesGrants(patch)) {
       // A change voids the tokens signed before it. Naming the stored grants again
       // (say, repeating a PATCH that got a 503) re-sends the stored version,
@@ -169,6 +204,7 @@ export const adminUsersRoutes = new Hono<AppEnv>()
       deleteUserStatement(db, user.id),
       auditStatement(db, { actor, action: "user.delete", targetType: "user", targetId: user.id, details: { email: user.email } }, now),
     ]);
-    for (const key of live) await propagateKeyChange(c.env, { ...key, status: "revoked", ownerId: null });
+    // With the owner they had: while the owner had owner-level limits their keys counted in the owner's object, which must learn it too.
+    for (const key of live) await propagateKeyChange(c.env, { ...key, status: "revoked" });
     return callerJson(c, { id: user.id, deleted: true, revokedKeys: live.map((key) => key.id) });
   });

@@ -2,17 +2,19 @@ import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env";
 import { invalidateKeyCache } from "../auth/key-cache";
 import { generateKey, formatHasEnv, hashKey, keyEnv, keyPrefix } from "../auth/key-format";
-import { keyFieldRefusal, type KeyEditor } from "../auth/key-permissions";
+import { adminDecisionRefusal, decisionSetters, keyFieldRefusal, type KeyEditor } from "../auth/key-permissions";
 import { auditStatement } from "../db/audit";
 import { nowIso } from "../db/json";
 import {
   dropUnclaimedReplacementStatement,
   getKey,
   insertKeyStatement,
-  listKeys,
+  insertKeyWithinOwnerCapStatement,
+  listKeyPage,
   markRotatedStatement,
   revokeKeyStatement,
   updateKeyStatement,
+  writtenKey,
   type KeyRecord,
 } from "../db/keys";
 import { getUser } from "../db/users";
@@ -20,14 +22,23 @@ import type { Env } from "../env";
 import { GatewayError } from "../errors";
 import { syncKeyState } from "../limits/client";
 import { callerJson, requireUser, type Caller } from "../middleware/caller";
-import { validateJson, validationError } from "../middleware/validate";
-import { KeyCreateSchema, KeyPatchSchema, KeyRotateSchema, type KeyPatchInput } from "./schemas";
+import { validateJson, validateQuery, validationError } from "../middleware/validate";
+import { DEFAULT_PAGE_SIZE, encodeCursor } from "./cursor";
+import { KeyCreateSchema, KeyListQuerySchema, KeyPatchSchema, KeyRotateSchema, type KeyPatchInput } from "./schemas";
 
 /**
  * The keys API: a user manages their own keys, an admin all of them. The
  * plaintext key is in the answer to create and rotate, and nowhere else.
  * Every write also reaches the key's Durable Object at once, so revocation
  * and deactivation apply on the very next request, whatever isolates cache.
+ *
+ * Concurrency (security review F4): every write moves the row's `version`, a
+ * key's answers carry it as a strong ETag, and a write that judged the row it
+ * read (a PATCH, a rotation) happens only if the row is still at that version:
+ * a PATCH writes just the columns it names, and one that lost a race answers
+ * 409 CONFLICT (412 when it sent If-Match) having written and audited nothing.
+ * The key's object is told the row as written (UPDATE … RETURNING), with its
+ * version, so late syncs cannot put back an older state.
  */
 
 /** What the API shows of a key: everything but the hash. */
@@ -55,6 +66,56 @@ async function visibleKey(c: Context<AppEnv>, id: string): Promise<KeyRecord> {
 
 function assertAllowed(caller: Caller, fields: Parameters<typeof keyFieldRefusal>[1]): void {
   const refusal = keyFieldRefusal(editorOf(caller), fields);
+  if (refusal) throw refusal;
+}
+
+/** The key's ETag: its version, strong (any write changes it). */
+function etagOf(key: Pick<KeyRecord, "version">): string {
+  return `"${key.version}"`;
+}
+
+/** A key as an answer, with its ETag. */
+function keyAnswer(c: Context<AppEnv>, key: KeyRecord): Response {
+  c.header("ETag", etagOf(key));
+  return callerJson(c, keyView(key));
+}
+
+/**
+ * If-Match (RFC 9110 section 13.1.1): `*`, or entity tags compared strongly.
+ * A list naming none of the key's current ETag is 412 CONFLICT, before
+ * anything is judged or written. Returns whether the request named a version,
+ * so a race lost afterwards is a 412 too.
+ */
+function checkIfMatch(c: Context<AppEnv>, key: KeyRecord): boolean {
+  const header = c.req.header("If-Match");
+  if (header === undefined) return false;
+  const tags = header.split(",").map((tag) => tag.trim());
+  if (tags.includes("*")) return false;
+  if (!tags.includes(etagOf(key))) {
+    throw new GatewayError("CONFLICT", {
+      status: 412,
+      message: `If-Match names no current version of this key; its ETag is ${etagOf(key)}`,
+      headers: { ETag: etagOf(key) },
+    });
+  }
+  return true;
+}
+
+/** A conditioned write matched no row: say why, from the row as it is now. */
+async function lostRace(db: D1Database, id: string, ifMatch: boolean): Promise<GatewayError> {
+  const now = await getKey(db, id);
+  const status = ifMatch ? 412 : 409;
+  if (now?.status === "revoked") return new GatewayError("CONFLICT", { status, message: "A revoked key cannot be changed" });
+  return new GatewayError("CONFLICT", {
+    status,
+    message: "The key changed since it was read; nothing was written. Read it again and retry",
+    ...(now ? { headers: { ETag: etagOf(now) } } : {}),
+  });
+}
+
+/** F9: an owner cannot undo an admin's deactivation or expiry of their key. */
+function assertAdminDecisionsKept(caller: Caller, key: KeyRecord, patch: KeyPatchInput): void {
+  const refusal = adminDecisionRefusal(editorOf(caller), key, patch);
   if (refusal) throw refusal;
 }
 
@@ -119,8 +180,11 @@ export const keysRoutes = new Hono<AppEnv>()
     const owner = ownerId === null ? undefined : ownerId === caller.user?.id ? caller.user : await getUser(c.env.DB, ownerId);
     const now = Date.now();
     const material = await newKeyMaterial(format, body.env ?? "live");
+    const id = crypto.randomUUID();
     const record: KeyRecord = {
-      id: crypto.randomUUID(),
+      id,
+      // A new key starts its own lineage; its rotations continue it.
+      lineageId: id,
       prefix: material.prefix,
       hash: material.hash,
       format,
@@ -140,60 +204,84 @@ export const keysRoutes = new Hono<AppEnv>()
       scopes: body.scopes ?? owner?.scopes ?? ["*"],
       rotatedTo: null,
       graceUntil: null,
+      version: 1,
+      // Who set them: the creator (an admin's expiry on a user's key binds that user).
+      statusSetBy: caller.actor,
+      expiresSetBy: body.expiresAt === undefined ? null : caller.actor,
     };
-    await c.env.DB.batch([
-      insertKeyStatement(c.env.DB, record),
+    const owned = record.ownerId === null ? undefined : { ...record, ownerId: record.ownerId };
+    const [inserted] = await c.env.DB.batch([
+      owned ? insertKeyWithinOwnerCapStatement(c.env.DB, owned) : insertKeyStatement(c.env.DB, record),
       auditStatement(
         c.env.DB,
         { actor: caller.actor, action: "key.create", targetType: "key", targetId: record.id, details: { prefix: record.prefix, ...body } },
         now,
       ),
     ]);
+    if (inserted?.meta.changes === 0) {
+      throw new GatewayError("CONFLICT", {
+        message: `The owner already holds as many active keys as their maxActiveKeys (${owner?.maxActiveKeys ?? "set by an admin"}) allows; revoke one first`,
+        details: { field: "maxActiveKeys" },
+      });
+    }
     // This isolate may hold a negative cache entry for the new prefix.
     invalidateKeyCache(record.prefix);
+    c.header("ETag", etagOf(record));
     return callerJson(c, { ...keyView(record), key: material.key }, 201);
   })
 
-  .get("/api/v1/keys", requireUser(), async (c) => {
+  .get("/api/v1/keys", requireUser(), validateQuery(KeyListQuerySchema), async (c) => {
     const caller = c.get("caller");
-    const keys = await listKeys(c.env.DB, caller.isAdmin ? undefined : caller.user!.id);
-    return callerJson(c, { keys: keys.map(keyView) });
+    const query = c.req.valid("query");
+    const page = await listKeyPage(c.env.DB, {
+      ownerId: caller.isAdmin ? undefined : caller.user!.id,
+      after: query.cursor,
+      limit: query.limit ?? DEFAULT_PAGE_SIZE,
+    });
+    return callerJson(c, { keys: page.rows.map(keyView), nextCursor: encodeCursor("keys", page.nextAfter) });
   })
 
-  .get("/api/v1/keys/:id", requireUser(), async (c) => {
-    return callerJson(c, keyView(await visibleKey(c, c.req.param("id"))));
-  })
+  .get("/api/v1/keys/:id", requireUser(), async (c) => keyAnswer(c, await visibleKey(c, c.req.param("id"))))
 
   .patch("/api/v1/keys/:id", requireUser(), validateJson(KeyPatchSchema), async (c) => {
     const caller = c.get("caller");
     const patch = presentFields(c.req.valid("json"));
     const key = await visibleKey(c, c.req.param("id"));
+    const ifMatch = checkIfMatch(c, key);
     if (key.status === "revoked") throw new GatewayError("CONFLICT", { message: "A revoked key cannot be changed" });
     assertAllowed(caller, patch);
+    assertAdminDecisionsKept(caller, key, patch);
     await assertOwnerExists(c.env.DB, patch.ownerId);
     const now = Date.now();
-    const updated: KeyRecord = { ...key, ...patch, updatedAt: nowIso(now) };
+    const changes = { ...patch, ...decisionSetters(editorOf(caller), caller.actor, key, patch) };
+    // Only the named columns, only at the version judged above; the audit row only if that write happened.
     const [result] = await c.env.DB.batch([
-      updateKeyStatement(c.env.DB, updated),
+      updateKeyStatement(c.env.DB, key.id, key.version, changes, nowIso(now)),
       auditStatement(c.env.DB, { actor: caller.actor, action: patchAction(key, patch), targetType: "key", targetId: key.id, details: patch }, now),
     ]);
-    // The update skips revoked rows: the key was revoked since we read it.
-    if (result?.meta.changes === 0) throw new GatewayError("CONFLICT", { message: "A revoked key cannot be changed" });
-    await propagateKeyChange(c.env, updated);
-    return callerJson(c, keyView(updated));
+    const written = result && writtenKey(result);
+    if (!written) throw await lostRace(c.env.DB, key.id, ifMatch);
+    await propagateKeyChange(c.env, written);
+    return keyAnswer(c, written);
   })
 
   // Idempotent: revoking a revoked key answers the same and writes nothing
   // new, but tells the key's object again (repairing a failed earlier attempt).
+  // Without If-Match a revocation wins over any concurrent edit.
   .delete("/api/v1/keys/:id", requireUser(), async (c) => {
     const caller = c.get("caller");
     const key = await visibleKey(c, c.req.param("id"));
+    const ifMatch = checkIfMatch(c, key);
     const now = Date.now();
-    await c.env.DB.batch([
-      revokeKeyStatement(c.env.DB, key.id, nowIso(now)),
+    const [result] = await c.env.DB.batch([
+      revokeKeyStatement(c.env.DB, key.id, nowIso(now), { actor: caller.actor, expectedVersion: ifMatch ? key.version : undefined }),
       auditStatement(c.env.DB, { actor: caller.actor, action: "key.revoke", targetType: "key", targetId: key.id }, now),
     ]);
-    await propagateKeyChange(c.env, { ...key, status: "revoked" });
+    const revoked = (result && writtenKey(result)) ?? (await getKey(c.env.DB, key.id));
+    // Not revoked by us nor by anyone: an If-Match revocation that lost a race.
+    if (revoked?.status !== "revoked") throw await lostRace(c.env.DB, key.id, ifMatch);
+    await propagateKeyChange(c.env, revoked);
+    c.header("ETag", etagOf(revoked));
     return callerJson(c, { id: key.id, status: "revoked" });
   })
 
@@ -207,7 +295,7 @@ export const keysRoutes = new Hono<AppEnv>()
     const now = Date.now();
     const graceUntil = nowIso(now + gracePeriodSeconds * 1000);
     const material = await newKeyMaterial(key.format, key.env ?? "live");
-    // The replacement keeps the old key's name, owner and policy.
+    // The replacement keeps the old key's name, owner and policy, and its lineage: one quota, not two.
     const replacement: KeyRecord = {
       ...key,
       id: crypto.randomUUID(),
@@ -218,12 +306,15 @@ export const keysRoutes = new Hono<AppEnv>()
       lastUsedAt: null,
       rotatedTo: null,
       graceUntil: null,
+      // A new row; who set its status and expiry (statusSetBy, expiresSetBy) is copied with them.
+      version: 1,
     };
-    const rotated: KeyRecord = { ...key, rotatedTo: replacement.id, graceUntil, updatedAt: nowIso(now) };
+    // The mark is conditioned on the version read, so this is the row as written.
+    const rotated: KeyRecord = { ...key, rotatedTo: replacement.id, graceUntil, updatedAt: nowIso(now), version: key.version + 1 };
     // Each audit row is guarded by the statement before it: no rotation, no record.
     const [, marked] = await c.env.DB.batch([
       insertKeyStatement(c.env.DB, replacement),
-      markRotatedStatement(c.env.DB, key.id, replacement.id, graceUntil, rotated.updatedAt),
+      markRotatedStatement(c.env.DB, key.id, replacement.id, graceUntil, rotated.updatedAt, key.version),
       auditStatement(
         c.env.DB,
         { actor: caller.actor, action: "key.rotate", targetType: "key", targetId: key.id, details: { rotatedTo: replacement.id, gracePeriodSeconds, graceUntil } },

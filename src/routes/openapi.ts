@@ -25,6 +25,10 @@ export interface Operation {
   response?: z.ZodMiniType;
   /** Refusals beyond authentication's (and VALIDATION_FAILED when there is a body or query). */
   errors?: ErrorCode[];
+  /** The answer carries the resource's ETag. */
+  etag?: true;
+  /** Honours If-Match: 412 CONFLICT when it names no current version. */
+  ifMatch?: true;
 }
 
 const KEY_FAILURES: ErrorCode[] = [
@@ -66,19 +70,31 @@ export const OPERATIONS: Operation[] = [
   { method: "get", path: "/dashboard/*", summary: "The web UI (static files)", access: "anyone", status: 200, errors: ["NOT_FOUND"] },
 
   { method: "post", path: "/api/v1/keys", summary: "Create a key (the plaintext is in this answer only)", access: "user", body: S.KeyCreateSchema, status: 201, response: S.KeyCreatedSchema },
-  { method: "get", path: "/api/v1/keys", summary: "List keys (a user's own; all for admins)", access: "user", status: 200, response: S.KeyListSchema },
-  { method: "get", path: "/api/v1/keys/:id", summary: "Inspect a key", access: "user", status: 200, response: S.KeyResponseSchema, errors: ["NOT_FOUND"] },
+  { method: "get", path: "/api/v1/keys", summary: "List keys, newest first, a page at a time (a user's own; all for admins)", access: "user", query: S.KeyListQuerySchema, status: 200, response: S.KeyListSchema },
+  { method: "get", path: "/api/v1/keys/:id", summary: "Inspect a key", access: "user", status: 200, response: S.KeyResponseSchema, errors: ["NOT_FOUND"], etag: true },
   {
     method: "patch",
     path: "/api/v1/keys/:id",
-    summary: "Edit, deactivate or reactivate a key",
+    summary: "Edit, deactivate or reactivate a key (only the fields named; 409 CONFLICT when a concurrent write won)",
     access: "user",
     body: S.KeyPatchSchema,
     status: 200,
     response: S.KeyResponseSchema,
     errors: ["NOT_FOUND", "CONFLICT"],
+    etag: true,
+    ifMatch: true,
   },
-  { method: "delete", path: "/api/v1/keys/:id", summary: "Revoke a key (final; idempotent)", access: "user", status: 200, response: S.KeyRevokedSchema, errors: ["NOT_FOUND"] },
+  {
+    method: "delete",
+    path: "/api/v1/keys/:id",
+    summary: "Revoke a key (final; idempotent)",
+    access: "user",
+    status: 200,
+    response: S.KeyRevokedSchema,
+    errors: ["NOT_FOUND"],
+    etag: true,
+    ifMatch: true,
+  },
   {
     method: "post",
     path: "/api/v1/keys/:id/rotate",
@@ -91,13 +107,13 @@ export const OPERATIONS: Operation[] = [
   },
   { method: "get", path: "/api/v1/usage/stats", summary: "Usage per key: this minute, today, last 30 days", access: "any_credential", query: S.UsageQuerySchema, status: 200, response: S.UsageStatsSchema, errors: ["NOT_FOUND"] },
 
-  { method: "get", path: "/api/v1/admin/users", summary: "List users", access: "admin", status: 200, response: S.UserListSchema },
+  { method: "get", path: "/api/v1/admin/users", summary: "List users, oldest first, a page at a time", access: "admin", query: S.UserListQuerySchema, status: 200, response: S.UserListSchema },
   { method: "post", path: "/api/v1/admin/users", summary: "Create a user", access: "admin", body: S.UserCreateSchema, status: 201, response: S.UserResponseSchema, errors: ["CONFLICT"] },
   { method: "get", path: "/api/v1/admin/users/:id", summary: "Inspect a user", access: "admin", status: 200, response: S.UserResponseSchema, errors: ["NOT_FOUND"] },
   { method: "patch", path: "/api/v1/admin/users/:id", summary: "Edit a user", access: "admin", body: S.UserPatchSchema, status: 200, response: S.UserResponseSchema, errors: ["NOT_FOUND", "CONFLICT"] },
   { method: "delete", path: "/api/v1/admin/users/:id", summary: "Delete a user, revoking their keys", access: "admin", status: 200, response: S.UserDeletedSchema, errors: ["NOT_FOUND"] },
 
-  { method: "get", path: "/api/v1/admin/products", summary: "List products", access: "admin", status: 200, response: S.ProductListSchema },
+  { method: "get", path: "/api/v1/admin/products", summary: "List products by slug, a page at a time", access: "admin", query: S.ProductListQuerySchema, status: 200, response: S.ProductListSchema },
   { method: "post", path: "/api/v1/admin/products", summary: "Create a product", access: "admin", body: S.ProductCreateSchema, status: 201, response: S.ProductResponseSchema, errors: ["CONFLICT"] },
   { method: "get", path: "/api/v1/admin/products/:idOrSlug", summary: "Inspect a product", access: "admin", status: 200, response: S.ProductResponseSchema, errors: ["NOT_FOUND"] },
   {
@@ -112,7 +128,7 @@ export const OPERATIONS: Operation[] = [
   },
   { method: "delete", path: "/api/v1/admin/products/:idOrSlug", summary: "Delete a product", access: "admin", status: 200, response: S.ProductDeletedSchema, errors: ["NOT_FOUND"] },
 
-  { method: "get", path: "/api/v1/admin/audit", summary: "Audit log, newest first", access: "admin", query: S.AuditQuerySchema, status: 200, response: S.AuditListSchema },
+  { method: "get", path: "/api/v1/admin/audit", summary: "Audit log, newest first, a page at a time", access: "admin", query: S.AuditQuerySchema, status: 200, response: S.AuditListSchema },
 ];
 
 /** `/api/v1/keys/:id` → `/api/v1/keys/{id}`; a trailing `*` becomes `{path}`. */
@@ -140,15 +156,20 @@ function errorCodes(op: Operation): ErrorCode[] {
   return [...codes];
 }
 
+/** Why a code is answered with one of its other statuses. */
+const ALSO_STATUS_WHY: Record<number, string> = { 412: "If-Match names no current version, or a write under it lost a race" };
+
 /** One response per status, naming the codes it can carry; all share the Error schema. */
-function errorResponses(codes: ErrorCode[]): Record<string, unknown> {
+function errorResponses(codes: ErrorCode[], op: Operation): Record<string, unknown> {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of codes) byStatus.set(ERRORS[code].status, [...(byStatus.get(ERRORS[code].status) ?? []), code]);
+  const add = (status: number, code: ErrorCode) => byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  for (const code of codes) add(ERRORS[code].status, code);
+  if (op.ifMatch) add(412, "CONFLICT");
   return Object.fromEntries(
     [...byStatus].map(([status, list]) => [
       String(status),
       {
-        description: list.map((code) => `${code}: ${ERRORS[code].message}`).join("; "),
+        description: list.map((code) => `${code}: ${ALSO_STATUS_WHY[status] ?? ERRORS[code].message}`).join("; "),
         content: {
           "application/json": {
             schema: { allOf: [{ $ref: "#/components/schemas/Error" }, { properties: { code: { enum: list } } }] },
@@ -166,7 +187,10 @@ function parameters(op: Operation): unknown[] {
   const properties = (query?.properties ?? {}) as Record<string, unknown>;
   const required = new Set((query?.required ?? []) as string[]);
   const queryParams = Object.entries(properties).map(([name, schema]) => ({ name, in: "query", required: required.has(name), schema }));
-  return [...pathParams, ...queryParams];
+  const headerParams = op.ifMatch
+    ? [{ name: "If-Match", in: "header", required: false, description: 'The ETag read (e.g. "3"), or *: write only if the resource is still at that version', schema: { type: "string" } }]
+    : [];
+  return [...pathParams, ...queryParams, ...headerParams];
 }
 
 function operationObject(op: Operation): Record<string, unknown> {
@@ -179,9 +203,10 @@ function operationObject(op: Operation): Record<string, unknown> {
     responses: {
       [String(op.status)]: {
         description: op.summary,
+        ...(op.etag && { headers: { ETag: { description: 'The version as written, e.g. "4": send it as If-Match', schema: { type: "string" } } } }),
         ...(op.response && { content: { "application/json": { schema: jsonSchema(op.response, "output") } } }),
       },
-      ...errorResponses(errorCodes(op)),
+      ...errorResponses(errorCodes(op), op),
     },
   };
 }

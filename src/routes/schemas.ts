@@ -2,6 +2,11 @@ import * as z from "../zod";
 import { isValidIpRange } from "../auth/ip-allowlist";
 import { KEY_FORMAT_NAMES } from "../auth/key-format";
 import { globProblem, MAX_RULE_PATH_LENGTH } from "../auth/scopes";
+import type { AuditPosition } from "../db/audit";
+import type { KeyPosition } from "../db/keys";
+import type { ProductPosition } from "../db/products";
+import type { UserPosition } from "../db/users";
+import { cursorParam, MAX_PAGE_SIZE } from "./cursor";
 
 /**
  * The zod schemas of keygate's own endpoints: the handlers validate with
@@ -152,12 +157,21 @@ const email = z.email().check(z.maxLength(254));
 const password = z.string().check(z.minLength(8, "must be at least 8 characters"), z.maxLength(1024));
 const role = z.enum(["user", "admin"]);
 
+/** Owner-level limits: null clears one. A key count of 0 lets the user hold no keys. */
+const maxActiveKeys = z.int().check(z.gte(0), z.lte(100_000));
+const ownerLimitFields = {
+  rateLimitPerMinute: z.optional(z.nullable(perMinute)),
+  rateLimitPerDay: z.optional(z.nullable(perDay)),
+  maxActiveKeys: z.optional(z.nullable(maxActiveKeys)),
+};
+
 export const UserCreateSchema = z.strictObject({
   email,
   password,
   role: z.optional(role),
   products: z.optional(productList),
   scopes: z.optional(scopeList),
+  ...ownerLimitFields,
 });
 export type UserCreateInput = z.infer<typeof UserCreateSchema>;
 
@@ -168,6 +182,7 @@ export const UserPatchSchema = z
     role: z.optional(role),
     products: z.optional(productList),
     scopes: z.optional(scopeList),
+    ...ownerLimitFields,
   })
   .check(changesSomething);
 export type UserPatchInput = z.infer<typeof UserPatchSchema>;
@@ -178,8 +193,28 @@ const queryInt = (min: number, max: number) =>
     z.number().check(z.gte(min), z.lte(max)),
   );
 
+// ---- List pages: ?limit= (default DEFAULT_PAGE_SIZE) and ?cursor= (a nextCursor) ----
+
+const pageLimit = queryInt(1, MAX_PAGE_SIZE);
+
+export const KeyListQuerySchema = z.strictObject({
+  limit: z.optional(pageLimit),
+  cursor: z.optional(cursorParam<KeyPosition>("keys", ["string", "string"])),
+});
+
+export const UserListQuerySchema = z.strictObject({
+  limit: z.optional(pageLimit),
+  cursor: z.optional(cursorParam<UserPosition>("users", ["string", "string"])),
+});
+
+export const ProductListQuerySchema = z.strictObject({
+  limit: z.optional(pageLimit),
+  cursor: z.optional(cursorParam<ProductPosition>("products", ["string"])),
+});
+
 export const AuditQuerySchema = z.strictObject({
-  limit: z.optional(queryInt(1, 500)),
+  limit: z.optional(pageLimit),
+  cursor: z.optional(cursorParam<AuditPosition>("audit", ["string", "integer"])),
   targetType: z.optional(z.enum(["key", "product", "user"])),
   targetId: z.optional(z.string().check(z.minLength(1), z.maxLength(200))),
 });
@@ -195,6 +230,7 @@ const described = (description: string) => z.string().check(z.describe(descripti
 
 const authMethod = z.enum(["api_key", "jwt", "admin_token"]);
 const isoTime = described("ISO 8601 time");
+const nextCursor = z.nullable(described("Pass as ?cursor= for the next page; null on the last page"));
 
 export const KeyViewSchema = z.object({
   id: z.string(),
@@ -215,6 +251,13 @@ export const KeyViewSchema = z.object({
   ipAllowlist: z.array(z.string()),
   rotatedTo: z.nullable(z.string()),
   graceUntil: z.nullable(isoTime),
+  version: z.int().check(z.describe("Moves with every write to the key; its ETag is this number in quotes. Send it back as If-Match on PATCH or DELETE")),
+  statusSetBy: z.nullable(
+    described('Who last set the status: "admin_token" or "user:<id>" (null: not known). Set by anyone but the owner (an admin), the owner cannot reactivate the key'),
+  ),
+  expiresSetBy: z.nullable(
+    described('Who last set the expiry: "admin_token" or "user:<id>" (null: not known). Set by anyone but the owner (an admin), the owner may only move it earlier'),
+  ),
 });
 
 export const KeyResponseSchema = z.extend(KeyViewSchema, { authMethod });
@@ -225,7 +268,7 @@ export const KeyRotatedSchema = z.extend(KeyCreatedSchema, {
   rotatedFrom: z.string(),
   graceUntil: described("When the old key stops working"),
 });
-export const KeyListSchema = z.object({ authMethod, keys: z.array(KeyViewSchema) });
+export const KeyListSchema = z.object({ authMethod, keys: z.array(KeyViewSchema), nextCursor });
 export const KeyRevokedSchema = z.object({ authMethod, id: z.string(), status: z.literal("revoked") });
 
 export const UserViewSchema = z.object({
@@ -236,9 +279,12 @@ export const UserViewSchema = z.object({
   scopes: z.array(z.string()),
   createdAt: isoTime,
   updatedAt: isoTime,
+  rateLimitPerMinute: z.nullable(z.number()),
+  rateLimitPerDay: z.nullable(z.number()),
+  maxActiveKeys: z.nullable(z.number()),
 });
 export const UserResponseSchema = z.extend(UserViewSchema, { authMethod });
-export const UserListSchema = z.object({ authMethod, users: z.array(UserViewSchema) });
+export const UserListSchema = z.object({ authMethod, users: z.array(UserViewSchema), nextCursor });
 export const UserDeletedSchema = z.object({
   authMethod,
   id: z.string(),
@@ -266,7 +312,7 @@ export const ProductViewSchema = z.object({
   updatedAt: isoTime,
 });
 export const ProductResponseSchema = z.extend(ProductViewSchema, { authMethod });
-export const ProductListSchema = z.object({ authMethod, products: z.array(ProductViewSchema) });
+export const ProductListSchema = z.object({ authMethod, products: z.array(ProductViewSchema), nextCursor });
 export const ProductDeletedSchema = z.object({ authMethod, id: z.string(), slug: z.string(), deleted: z.literal(true) });
 
 export const AuditEntrySchema = z.object({
@@ -278,7 +324,7 @@ export const AuditEntrySchema = z.object({
   targetId: z.string(),
   details: z.nullable(z.record(z.string(), z.unknown())),
 });
-export const AuditListSchema = z.object({ authMethod, entries: z.array(AuditEntrySchema) });
+export const AuditListSchema = z.object({ authMethod, entries: z.array(AuditEntrySchema), nextCursor });
 
 const windowSchema = z.object({ limit: z.number(), used: z.number(), remaining: z.number() });
 export const UsageStatsSchema = z.object({

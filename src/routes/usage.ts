@@ -1,12 +1,11 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
 import type { Config } from "../config";
-import { getKey, listKeys, type KeyRecord } from "../db/keys";
+import { getKey, listKeyPage, listKeys, type KeyRecord } from "../db/keys";
 import type { Product } from "../db/products";
 import { dailyUsage } from "../db/usage";
 import { GatewayError } from "../errors";
-import { readUsage } from "../limits/client";
-import { limiterNames } from "../limits/names";
+import { readKeyUsage } from "../limits/client";
 import { DAY_MS, windowCounts, windowStarts } from "../limits/windows";
 import { callerJson, requireAnyCaller, type Caller } from "../middleware/caller";
 import { validateQuery } from "../middleware/validate";
@@ -14,9 +13,11 @@ import { loadProducts } from "../proxy/route-match";
 import { UsageQuerySchema } from "./schemas";
 
 /**
- * GET /api/v1/usage/stats: per key, this minute and today live from the key's
- * Durable Object, and the last 30 UTC days from usage_daily (which that
- * object's alarm keeps current). Never a scan of a request log.
+ * GET /api/v1/usage/stats: per key, this minute and today live from the
+ * Durable Object its calls count in, and the last 30 UTC days from
+ * usage_daily (which that object's alarm keeps current). Never a scan of a
+ * request log. A key's counts are its rotation lineage's: the keys of a
+ * rotation share one quota, so they show one count.
  */
 export const USAGE_DAYS = 30;
 /** Admins see every key: the newest this many. */
@@ -53,14 +54,15 @@ export function lastDays(now: number, count: number): string[] {
  */
 async function keysOf(caller: Caller, db: D1Database): Promise<KeyRecord[]> {
   if (caller.key) return [caller.key];
-  if (caller.isAdmin) return (await listKeys(db)).slice(0, MAX_KEYS_PER_ANSWER);
+  // One index range, not a read of every key (api_keys_created).
+  if (caller.isAdmin) return (await listKeyPage(db, { limit: MAX_KEYS_PER_ANSWER })).rows;
   if (caller.user) return listKeys(db, caller.user.id);
   return []; // a third party's token owns no keys
 }
 
 async function liveCounts(env: AppEnv["Bindings"], key: KeyRecord) {
   try {
-    return await readUsage(env, limiterNames.key(key.id));
+    return await readKeyUsage(env, key);
   } catch (error) {
     console.error(JSON.stringify({ event: "rate_limiter_failed", keyId: key.id, error: String(error) }));
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });
@@ -86,7 +88,7 @@ export const usageRoutes = new Hono<AppEnv>().get("/api/v1/usage/stats", require
     loadProducts(c.env.DB, config.productCacheTtlSeconds, now),
     dailyUsage(
       c.env.DB,
-      keys.map((key) => key.id),
+      [...new Set(keys.map((key) => key.lineageId))],
       days[0]!,
     ),
     Promise.all(keys.map((key) => liveCounts(c.env, key))),
@@ -105,7 +107,7 @@ export const usageRoutes = new Hono<AppEnv>().get("/api/v1/usage/stats", require
         day: { limit: day.limit, used: day.used, remaining: day.remaining },
         // D1 trails the live count by up to a flush delay: today shows the larger.
         last30Days: days.map((date) => {
-          const stored = counted.get(`${key.id} ${date}`) ?? 0;
+          const stored = counted.get(`${key.lineageId} ${date}`) ?? 0;
           return { date, count: date === today ? Math.max(stored, dayUsed) : stored };
         }),
       };

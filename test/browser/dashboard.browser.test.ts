@@ -183,9 +183,9 @@ describe('dashboard in chromium', () => {
     expect((await callWithKey(second)).status).toBe(200);
     expect((await callWithKey(first)).status, 'old key within its grace period').toBe(200);
 
-    // Today's use shows in the list after a refresh.
+    // Today's use shows in the list after a refresh: a rotation's keys share one count (their lineage's), so 3 calls.
     await page.locator('#keys-refresh').click();
-    await expect.poll(() => secondRow.locator('td[data-label="Today"]').textContent(), { timeout: WAIT_MS }).toMatch(/^1 \/ \d+$/);
+    await expect.poll(() => secondRow.locator('td[data-label="Today"]').textContent(), { timeout: WAIT_MS }).toMatch(/^3 \/ \d+$/);
     await page.screenshot({ path: KEY_LIST_SCREENSHOT });
 
     // Usage: 30 bars, and this minute/today against the limits.
@@ -195,7 +195,7 @@ describe('dashboard in chromium', () => {
     expect(await page.locator('#usage-chart svg rect.bar').last().getAttribute('data-date')).toBe(
       new Date().toISOString().slice(0, 10),
     );
-    expect(await page.locator('#day-text').textContent()).toMatch(/^1 of \d+ used/);
+    expect(await page.locator('#day-text').textContent()).toMatch(/^3 of \d+ used/);
     expect(await page.locator('#minute-text').textContent()).toMatch(/^\d+ of \d+ used/);
     await page.screenshot({ path: screenshotPath('usage'), fullPage: true });
     await openTab(page, 'keys');
@@ -262,7 +262,27 @@ describe('dashboard in chromium', () => {
     await userForm.locator('input[name=email]').fill(email);
     await userForm.locator('input[name=password]').fill('browser-password-1');
     await userForm.locator('button[type=submit]').click();
-    await page.locator(`#users-body tr[data-email="${email}"]`).waitFor();
+    const userRow = page.locator(`#users-body tr[data-email="${email}"]`);
+    await userRow.waitFor();
+    expect(await userRow.locator('td[data-label="Owner limits"]').textContent()).toBe('none');
+
+    // Owner-level limits on the user page: saved through the API, shown in the row.
+    await userRow.locator('button[data-action=owner-limits]').click();
+    const limitsForm = page.locator('#owner-limits-form');
+    await limitsForm.locator('input[name=rateLimitPerMinute]').fill('20');
+    await limitsForm.locator('input[name=rateLimitPerDay]').fill('500');
+    await limitsForm.locator('input[name=maxActiveKeys]').fill('3');
+    await page.locator('#owner-limits-dialog button[value=confirm]').click();
+    await expect.poll(() => userRow.locator('td[data-label="Owner limits"]').textContent(), { timeout: WAIT_MS }).toBe('20/min · 500/day · 3 keys');
+    const users = await readJson<{ users: { email: string; rateLimitPerMinute: number | null; rateLimitPerDay: number | null; maxActiveKeys: number | null }[] }>(
+      await gateway.fetch('/api/v1/admin/users?limit=200', { headers: { Authorization: `Bearer ${gateway.secrets.ADMIN_TOKEN}` } }),
+    );
+    expect(users.users.find((u) => u.email === email)).toMatchObject({ rateLimitPerMinute: 20, rateLimitPerDay: 500, maxActiveKeys: 3 });
+    // Emptying a field clears that limit.
+    await userRow.locator('button[data-action=owner-limits]').click();
+    await limitsForm.locator('input[name=rateLimitPerMinute]').fill('');
+    await page.locator('#owner-limits-dialog button[value=confirm]').click();
+    await expect.poll(() => userRow.locator('td[data-label="Owner limits"]').textContent(), { timeout: WAIT_MS }).toBe('500/day · 3 keys');
 
     // An admin edits the limits and scopes of a key it does not own.
     await openTab(page, 'keys');
@@ -306,6 +326,72 @@ describe('dashboard in chromium', () => {
     await page.setViewportSize({ width: 768, height: 1024 });
     expect(await page.locator('#keys-table thead').isVisible()).toBe(true);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(768);
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  // Last in the file: the rows it adds would push other tests' rows off the first pages.
+  it('pages the keys, products and audit lists with "Load more" until the last page, and keeps what is shown on refresh', async () => {
+    const admin = { Authorization: `Bearer ${gateway.secrets.ADMIN_TOKEN}`, 'Content-Type': 'application/json' };
+    const tag = Date.now().toString(36);
+    // More than a page (50) of products and of keys; each also writes an audit entry.
+    for (let i = 0; i < 55; i++) {
+      const slug = `more-${tag}-${String(i).padStart(2, '0')}`;
+      const made = await gateway.fetch('/api/v1/admin/products', {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ slug, name: slug, pathPrefix: `/api/${slug}`, originUrl: gateway.origin.url }),
+      });
+      expect(made.status, JSON.stringify(await readJson(made.clone()))).toBe(201);
+    }
+    for (let i = 0; i < 52; i++) {
+      const made = await gateway.fetch('/api/v1/keys', { method: 'POST', headers: admin, body: JSON.stringify({ name: `more ${i}`, products: ['defi'] }) });
+      expect(made.status).toBe(201);
+    }
+    /** How many rows a list holds, following its cursors. */
+    const total = async (path: string, list: string): Promise<number> => {
+      let count = 0;
+      let cursor: string | null = null;
+      do {
+        const answer: Record<string, any> = await readJson(await gateway.fetch(`${path}?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { headers: admin }));
+        count += answer[list].length;
+        cursor = answer.nextCursor;
+      } while (cursor);
+      return count;
+    };
+
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, ADMIN);
+
+    /** Clicks "Load more" until it goes; every click adds the next page (at most 50 rows), none twice. */
+    async function loadEverything(list: string, rowId: string, expected: number): Promise<void> {
+      const rows = page.locator(`#${list}-body tr`);
+      const more = page.locator(`#${list}-more`);
+      await expect.poll(() => rows.count(), { timeout: WAIT_MS }).toBe(Math.min(50, expected));
+      for (let clicks = 0; (await more.isVisible()) && clicks < 10; clicks++) {
+        const before = await rows.count();
+        await more.click();
+        await expect.poll(() => rows.count(), { timeout: WAIT_MS }).toBe(Math.min(before + 50, expected));
+      }
+      expect(await more.isHidden(), `${list}: no "Load more" on the last page`).toBe(true);
+      const ids = await rows.evaluateAll((nodes, name) => nodes.map((node) => node.getAttribute(name)), rowId);
+      expect(new Set(ids).size, `${list}: every row once`).toBe(expected);
+    }
+
+    const keys = await total('/api/v1/keys', 'keys');
+    expect(keys).toBeGreaterThan(50);
+    expect(await page.locator('#keys-more').isVisible()).toBe(true);
+    await loadEverything('keys', 'data-key-id', keys);
+    // A refresh (as after an edit) shows as many rows as before, not just the first page.
+    await page.locator('#keys-refresh').click();
+    await expect.poll(() => page.locator('#keys-body tr').count(), { timeout: WAIT_MS }).toBe(keys);
+    await page.screenshot({ path: screenshotPath('keys-load-more'), fullPage: true });
+
+    await openTab(page, 'products');
+    await loadEverything('products', 'data-slug', await total('/api/v1/admin/products', 'products'));
+    await openTab(page, 'audit');
+    await loadEverything('audit', 'data-entry-id', await total('/api/v1/admin/audit', 'entries'));
     expectNoCspViolations(watched);
     await page.close();
   });

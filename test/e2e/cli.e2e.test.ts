@@ -57,6 +57,66 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     expect(listed.stdout).toMatch(new RegExp(`^${slug}\\s+CLI product\\s+${prefix}\\s`, 'm'));
   });
 
+  it('list commands page: --limit shows one page and the command for the next, --cursor that page, --all every page', async () => {
+    for (const n of [1, 2]) {
+      const made = await cli(['products', 'create', '--slug', `${slug}-page${n}`, '--name', `Page ${n}`, '--prefix', `${prefix}-page${n}`, '--origin', gateway().origin.url]);
+      expect(made.code, made.stderr).toBe(0);
+    }
+    const asAdmin = { headers: { Authorization: `Bearer ${gateway().secrets.ADMIN_TOKEN}` } };
+    const listed = await readJson<{ products: { slug: string }[]; nextCursor: string | null }>(await gateway().fetch('/api/v1/admin/products?limit=200', asAdmin));
+    const slugs = listed.products.map((product) => product.slug);
+    expect(listed.nextCursor).toBeNull();
+    expect(slugs.length).toBeGreaterThanOrEqual(5);
+
+    // One page: a table of two rows, then the command that shows the next page.
+    const first = await cli(['products', 'list', '--limit', '2']);
+    expect(first.code, first.stderr).toBe(0);
+    const [table, footer] = first.stdout.trim().split('\n\n');
+    expect(table!.split('\n').slice(2).map((line) => line.split(/\s+/)[0])).toEqual(slugs.slice(0, 2));
+    const next = /^More: npm run keygate -- products list --limit 2 --cursor (\S+)$/.exec(footer ?? '');
+    expect(next, first.stdout).not.toBeNull();
+
+    const second = await cli(['products', 'list', '--limit', '2', '--cursor', next![1]!, '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout).products.map((product: { slug: string }) => product.slug)).toEqual(slugs.slice(2, 4));
+
+    // --all follows every cursor: the same rows as one big page, in order, and no "More".
+    const all = await cli(['products', 'list', '--all', '--limit', '1', '--json']);
+    expect(all.code, all.stderr).toBe(0);
+    const allAnswer = JSON.parse(all.stdout);
+    expect(allAnswer.products.map((product: { slug: string }) => product.slug)).toEqual(slugs);
+    expect(allAnswer.nextCursor).toBeNull();
+    const allTable = await cli(['products', 'list', '--all']);
+    expect(allTable.code, allTable.stderr).toBe(0);
+    for (const each of slugs) expect(allTable.stdout).toMatch(new RegExp(`^${each}\\s`, 'm'));
+    expect(allTable.stdout).not.toContain('More:');
+
+    // From a cursor to the end.
+    const rest = await cli(['products', 'list', '--all', '--limit', '1', '--cursor', next![1]!, '--json']);
+    expect(JSON.parse(rest.stdout).products.map((product: { slug: string }) => product.slug)).toEqual(slugs.slice(2));
+
+    const keys = await readJson<{ keys: { id: string }[] }>(await gateway().fetch('/api/v1/keys?limit=200', asAdmin));
+    const allKeys = await cli(['keys', 'list', '--all', '--limit', '2', '--json']);
+    expect(allKeys.code, allKeys.stderr).toBe(0);
+    expect(JSON.parse(allKeys.stdout).keys.map((key: { id: string }) => key.id)).toEqual(keys.keys.map((key) => key.id));
+    const users = await cli(['users', 'list', '--all', '--limit', '1', '--json']);
+    expect(users.code, users.stderr).toBe(0);
+    expect(JSON.parse(users.stdout).users.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a bad --cursor is the gateway\'s VALIDATION_FAILED (exit 1); a bad --limit is bad usage (exit 2)', async () => {
+    const refused = await cli(['keys', 'list', '--cursor', 'not-a-cursor']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('(VALIDATION_FAILED)');
+    expect(refused.stderr).toContain('- cursor: is not a cursor of the keys list');
+    const tooMany = await cli(['users', 'list', '--limit', '500']);
+    expect(tooMany.code).toBe(1);
+    expect(tooMany.stderr).toContain('- limit:');
+    const notANumber = await cli(['products', 'list', '--limit', 'ten']);
+    expect(notANumber.code).toBe(2);
+    expect(notANumber.stderr).toContain('--limit must be a whole number');
+  });
+
   it('users create, then users list shows the user (never a password)', async () => {
     const created = await cli(['users', 'create', '--email', email, '--password', 'cli password 1', '--products', slug]);
     expect(created.code, created.stderr).toBe(0);
@@ -106,6 +166,22 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     const usage = await cli(['usage', '--key', keyId]);
     expect(usage.code, usage.stderr).toBe(0);
     expect(usage.stdout).toMatch(new RegExp(`^${keyId}\\s+\\S+\\s+1/30\\s+1/10000\\s+1$`, 'm'));
+  });
+
+  it('users set-limits puts an owner-level day limit on the user: their key gets what is left of it', async () => {
+    const set = await cli(['users', 'set-limits', userId, '--per-day', '2', '--max-keys', '5']);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout.trim()).toBe(`Limits of ${email}: per minute none, per day 2, active keys 5`);
+    // The key made one call above: one more fits in the owner's day.
+    expect(await useKey(`${prefix}/hello`, key)).toEqual({ status: 200, code: undefined });
+    expect(await useKey(`${prefix}/hello`, key)).toEqual({ status: 429, code: 'DAILY_QUOTA_EXCEEDED' });
+    const cleared = await cli(['users', 'set-limits', userId, '--per-day', 'none', '--max-keys', 'none']);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    expect(cleared.stdout.trim()).toBe(`Limits of ${email}: per minute none, per day none, active keys any`);
+    expect(await useKey(`${prefix}/hello`, key)).toEqual({ status: 200, code: undefined });
+    const unusable = await cli(['users', 'set-limits', userId]);
+    expect(unusable.code).toBe(2);
+    expect(unusable.stderr).toContain('needs --per-minute, --per-day or --max-keys');
   });
 
   it('keys rotate prints a new key; with no grace the old one is expired at once', async () => {

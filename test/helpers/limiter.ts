@@ -24,6 +24,43 @@ export async function storedCounters(name: string): Promise<Record<string, Store
   });
 }
 
+/** The object's `state` table as stored in its SQLite (status, not_after, version, …), by row name. */
+export async function storedState(name: string): Promise<Record<string, string | null>> {
+  return runInDurableObject(limiter(name), (_instance, state) => {
+    const rows = state.storage.sql.exec<{ name: string; value: string | null }>("SELECT * FROM state").toArray();
+    return Object.fromEntries(rows.map((row) => [row.name, row.value]));
+  });
+}
+
+export interface StoredKeyState {
+  status: string;
+  notAfter: number | null;
+  version: number | null;
+}
+
+/**
+ * An API key's state as the object `objectName` stores it: the key's row of
+ * `key_state` (a lineage's or an owner's object keeps one per key), else, in
+ * the key's own object from before per-key state, the `state` table's rows.
+ * Null when the object holds nothing for the key.
+ */
+export async function storedKeyState(objectName: string, keyId: string): Promise<StoredKeyState | null> {
+  return runInDurableObject(limiter(objectName), (_instance, state) => {
+    const sql = state.storage.sql;
+    if (sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'key_state'").toArray().length > 0) {
+      const row = sql
+        .exec<{ status: string; not_after: number | null; version: number | null }>("SELECT status, not_after, version FROM key_state WHERE key_id = ?", keyId)
+        .toArray()[0];
+      if (row) return { status: row.status, notAfter: row.not_after, version: row.version };
+    }
+    if (objectName !== `key:${keyId}`) return null;
+    const rows = Object.fromEntries(sql.exec<{ name: string; value: string | null }>("SELECT * FROM state").toArray().map((row) => [row.name, row.value]));
+    if (rows.status === undefined || rows.status === null) return null;
+    const number = (value: string | null | undefined) => (value === null || value === undefined ? null : Number(value));
+    return { status: rows.status, notAfter: number(rows.not_after), version: number(rows.version) };
+  });
+}
+
 /** Freezes Date.now() at `iso` until useRealTimers(). */
 export function setClock(iso: string): number {
   vi.useFakeTimers({ toFake: ["Date"] });

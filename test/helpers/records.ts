@@ -5,8 +5,9 @@ import type { Product } from "../../src/db/products";
 /** The api_keys row for a plaintext key, active and unrestricted unless `overrides` say otherwise. Stores nothing. */
 export async function keyRecordFor(key: string, format: KeyFormatName, overrides: Partial<KeyRecord> = {}): Promise<KeyRecord> {
   const now = new Date().toISOString();
+  const id = crypto.randomUUID();
   return {
-    id: crypto.randomUUID(),
+    id,
     prefix: keyPrefix(key),
     hash: await hashKey(key),
     format,
@@ -25,7 +26,11 @@ export async function keyRecordFor(key: string, format: KeyFormatName, overrides
     scopes: ["*"],
     rotatedTo: null,
     graceUntil: null,
+    version: 1,
+    statusSetBy: null,
+    expiresSetBy: null,
     ...overrides,
+    lineageId: overrides.lineageId ?? overrides.id ?? id,
   };
 }
 

@@ -15,6 +15,9 @@ export async function createUser(overrides: Partial<UserRecord> & { password?: s
     scopes: ["*"],
     createdAt: now,
     updatedAt: now,
+    rateLimitPerMinute: null,
+    rateLimitPerDay: null,
+    maxActiveKeys: null,
     ...fields,
   };
   await insertUserStatement(env.DB, user).run();

@@ -98,7 +98,20 @@ describe("admin users", () => {
     const email = `new-${crypto.randomUUID().slice(0, 8)}@example.com`;
     const created = await api("POST", "/api/v1/admin/users", adminToken(), { email, password: "correct horse", products: ["alpha"], scopes: ["read"] });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    expect(Object.keys(created.body).sort()).toEqual(["authMethod", "createdAt", "email", "id", "products", "role", "scopes", "updatedAt"]);
+    expect(Object.keys(created.body).sort()).toEqual([
+      "authMethod",
+      "createdAt",
+      "email",
+      "id",
+      "maxActiveKeys",
+      "products",
+      "rateLimitPerDay",
+      "rateLimitPerMinute",
+      "role",
+      "scopes",
+      "updatedAt",
+    ]);
+    expect(created.body).toMatchObject({ rateLimitPerMinute: null, rateLimitPerDay: null, maxActiveKeys: null });
     expect(UserResponseSchema.parse(created.body)).toMatchObject({ email, role: "user", products: ["alpha"], scopes: ["read"] });
     expect(JSON.stringify(created.body)).not.toContain("correct horse");
 

@@ -78,7 +78,7 @@ describe("hot path: a warm authenticated request", () => {
     const meter = meterRoundTrips();
     const first = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
     expect(first.status, JSON.stringify(await json(first))).toBe(200);
-    expect(meter.take().d1.filter((sql) => /FROM api_keys WHERE prefix/.test(sql)), "the cold request looked the key up").toHaveLength(1);
+    expect(meter.take().d1.filter((sql) => /FROM api_keys\b.*\bWHERE api_keys\.prefix = \?/s.test(sql)), "the cold request looked the key up").toHaveLength(1);
 
     const response = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
     const body = await json(response);
@@ -99,9 +99,9 @@ describe("hot path: a warm authenticated request", () => {
     const meter = meterRoundTrips();
     const first = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
     expect(first.status).toBe(200);
-    expect(meter.take().d1.filter((sql) => /FROM api_keys WHERE prefix/.test(sql)), "the cold request looked the key up").toHaveLength(1);
+    expect(meter.take().d1.filter((sql) => /FROM api_keys\b.*\bWHERE api_keys\.prefix = \?/s.test(sql)), "the cold request looked the key up").toHaveLength(1);
     // The D1 row stays active and cached: only the key's object knows.
-    await env.RATE_LIMITER.getByName(`key:${record.id}`).setState({ status: "revoked", notAfter: null });
+    await env.RATE_LIMITER.getByName(`key:${record.id}`).setKeyState(record.id, { status: "revoked", notAfter: null });
     meter.take();
 
     const response = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
@@ -161,7 +161,7 @@ describe("hot path: a cold request (caches switched off)", () => {
       const { d1, rpc } = meter.take();
       expect(response.status, `attempt ${attempt}: ${JSON.stringify(body)}`).toBe(200);
       expect(d1.map((sql) => /\bFROM (\w+)/.exec(sql)?.[1]), `attempt ${attempt}: ${d1.join(" | ")}`).toEqual(["products", "api_keys"]);
-      expect(d1[1]).toMatch(/WHERE prefix = \?/);
+      expect(d1[1]).toMatch(/WHERE api_keys\.prefix = \?/);
       expect(rpc).toEqual(["check"]);
     }
   });

@@ -22,7 +22,7 @@ describe("one identity pipeline for product and management calls", () => {
   it("a key whose object says revoked is refused on usage stats while its row is still cached as active", async () => {
     const { key, record } = await createKey();
     expect((await api("GET", "/api/v1/usage/stats", { "X-API-Key": key })).status).toBe(200); // row now cached
-    await limiter(`key:${record.id}`).setState({ status: "revoked", notAfter: null });
+    await limiter(`key:${record.id}`).setKeyState(record.id, { status: "revoked", notAfter: null });
     const answer = await api("GET", "/api/v1/usage/stats", { "X-API-Key": key });
     expect(answer.status).toBe(401);
     expect(answer.body.code).toBe("API_KEY_INACTIVE");
@@ -30,7 +30,7 @@ describe("one identity pipeline for product and management calls", () => {
 
   it("a key past its object's notAfter is refused on usage stats with API_KEY_EXPIRED", async () => {
     const { key, record } = await createKey();
-    await limiter(`key:${record.id}`).setState({ status: "active", notAfter: Date.now() - 1000 });
+    await limiter(`key:${record.id}`).setKeyState(record.id, { status: "active", notAfter: Date.now() - 1000 });
     const answer = await api("GET", "/api/v1/usage/stats", { "X-API-Key": key });
     expect(answer.status).toBe(401);
     expect(answer.body.code).toBe("API_KEY_EXPIRED");

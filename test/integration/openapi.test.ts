@@ -63,9 +63,52 @@ describe("GET /openapi.json", () => {
     for (const [status, response] of Object.entries<Record<string, any>>(create)) {
       if (status.startsWith("2")) continue;
       for (const code of response.content["application/json"].schema.allOf[1].properties.code.enum) {
-        expect(String(ERRORS[code as keyof typeof ERRORS].status), `${code} under ${status}`).toBe(status);
+        const spec: { status: number; alsoStatus?: readonly number[] } = ERRORS[code as keyof typeof ERRORS];
+        expect([spec.status, ...(spec.alsoStatus ?? [])].map(String), `${code} under ${status}`).toContain(status);
       }
     }
     expect(create["201"].content["application/json"].schema.required).toContain("key");
+  });
+
+  it("documents the key's version: ETag on the answers, If-Match on PATCH and DELETE with 412 CONFLICT, and who set status and expiry", async () => {
+    const document = await fetchDocument();
+    const key = document.paths["/api/v1/keys/{id}"];
+    for (const method of ["get", "patch", "delete"]) {
+      expect(key[method].responses["200"].headers?.ETag, `${method}: ETag`).toBeDefined();
+    }
+    for (const method of ["patch", "delete"]) {
+      expect(key[method].parameters, `${method}: If-Match`).toContainEqual(expect.objectContaining({ name: "If-Match", in: "header", required: false }));
+      expect(key[method].responses["412"].content["application/json"].schema.allOf[1].properties.code.enum, `${method}: 412`).toEqual(["CONFLICT"]);
+    }
+    expect(key.patch.responses["409"].content["application/json"].schema.allOf[1].properties.code.enum).toContain("CONFLICT");
+    expect(key.get.parameters.map((parameter: { name: string }) => parameter.name)).not.toContain("If-Match");
+    const view = key.get.responses["200"].content["application/json"].schema;
+    expect(view.properties.version.type).toBe("integer");
+    for (const field of ["statusSetBy", "expiresSetBy"]) {
+      expect(view.properties[field].anyOf.map((option: { type: string }) => option.type).sort(), field).toEqual(["null", "string"]);
+    }
+    expect(view.required).toEqual(expect.arrayContaining(["version", "statusSetBy", "expiresSetBy"]));
+    // Products and users carry no ETag and no If-Match.
+    expect(document.paths["/api/v1/admin/users/{id}"].patch.responses["412"]).toBeUndefined();
+  });
+
+  it("documents the four lists' paging: limit (1..200) and cursor parameters, nextCursor (string or null) in the answer", async () => {
+    const document = await fetchDocument();
+    for (const [path, list] of [
+      ["/api/v1/keys", "keys"],
+      ["/api/v1/admin/users", "users"],
+      ["/api/v1/admin/products", "products"],
+      ["/api/v1/admin/audit", "entries"],
+    ] as const) {
+      const get = document.paths[path].get;
+      const parameters = Object.fromEntries(get.parameters.map((parameter: { name: string }) => [parameter.name, parameter]));
+      expect(parameters.cursor, `${path} cursor`).toMatchObject({ in: "query", required: false, schema: { type: "string" } });
+      expect(parameters.cursor.schema.description, path).toContain("nextCursor");
+      expect(parameters.limit, `${path} limit`).toMatchObject({ in: "query", required: false });
+      expect(get.responses["400"].content["application/json"].schema.allOf[1].properties.code.enum, path).toEqual(["VALIDATION_FAILED"]);
+      const answer = get.responses["200"].content["application/json"].schema;
+      expect(answer.required, path).toEqual(expect.arrayContaining([list, "nextCursor"]));
+      expect(answer.properties.nextCursor.anyOf.map((option: { type: string }) => option.type).sort(), path).toEqual(["null", "string"]);
+    }
   });
 });

@@ -2,7 +2,7 @@ import { abortAllDurableObjects } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KeyRecord } from "../../src/db/keys";
-import { revokeUserTokens, setCredentialState, syncKeyState, voidUserTokensBefore } from "../../src/limits/client";
+import { revokeUserTokens, syncKeyState, voidUserTokensBefore } from "../../src/limits/client";
 import { limiterNames } from "../../src/limits/names";
 import type { LimitCheck } from "../../src/limits/windows";
 import { call, createKey, createProduct, json } from "../helpers/harness";
@@ -52,7 +52,7 @@ describe("revocation and deactivation through the key's Durable Object", () => {
     const { product, key, record } = await warmKey();
 
     await updateKeyRow(record.id, { status: "revoked" });
-    await setCredentialState(env, `key:${record.id}`, { status: "revoked", notAfter: null });
+    await limiter(`key:${record.id}`).setKeyState(record.id, { status: "revoked", notAfter: null });
 
     const { response, body, statements } = await callCountingD1(`${product.pathPrefix}/a`, key);
     expect(response.status, JSON.stringify(body)).toBe(401);
@@ -106,7 +106,7 @@ describe("revocation and deactivation through the key's Durable Object", () => {
   it("refuses a key whose grace end is already past when the object is told (rotation without grace)", async () => {
     origin = stubOrigin();
     const { product, key, record } = await warmKey();
-    await setCredentialState(env, `key:${record.id}`, { status: "active", notAfter: Date.now() - 1 });
+    await limiter(`key:${record.id}`).setKeyState(record.id, { status: "active", notAfter: Date.now() - 1 });
     const { response, body, statements } = await callCountingD1(`${product.pathPrefix}/a`, key);
     expect(response.status, JSON.stringify(body)).toBe(401);
     expect(body.code).toBe("API_KEY_EXPIRED");
@@ -119,7 +119,7 @@ describe("revocation and deactivation through the key's Durable Object", () => {
     const other = await createProduct();
     const { key, record } = await createKey({ products: [allowed.slug] });
     expect((await call(`${allowed.pathPrefix}/a`, { headers: { "X-API-Key": key } })).status).toBe(200);
-    await setCredentialState(env, `key:${record.id}`, { status: "revoked", notAfter: null });
+    await limiter(`key:${record.id}`).setKeyState(record.id, { status: "revoked", notAfter: null });
     const response = await call(`${other.pathPrefix}/a`, { headers: { "X-API-Key": key } });
     expect(response.status).toBe(401);
     expect((await json(response)).code).toBe("API_KEY_INACTIVE");
@@ -128,11 +128,11 @@ describe("revocation and deactivation through the key's Durable Object", () => {
   it("keeps the revocation in storage across the object's eviction", async () => {
     origin = stubOrigin();
     const { product, key, record } = await warmKey();
-    await setCredentialState(env, `key:${record.id}`, { status: "revoked", notAfter: null });
+    await limiter(`key:${record.id}`).setKeyState(record.id, { status: "revoked", notAfter: null });
 
     await abortAllDurableObjects();
 
-    expect(await limiter(`key:${record.id}`).getState()).toEqual({ status: "revoked", notAfter: null });
+    expect(await limiter(`key:${record.id}`).keyState(record.id)).toMatchObject({ status: "revoked", notAfter: null });
     const response = await call(`${product.pathPrefix}/a`, { headers: { "X-API-Key": key } });
     expect(response.status).toBe(401);
     expect((await json(response)).code).toBe("API_KEY_INACTIVE");
@@ -145,7 +145,7 @@ describe("revocation and deactivation through the key's Durable Object", () => {
       graceUntil: "2030-06-01T00:00:00.000Z",
     });
     await syncKeyState(env, record);
-    expect(await limiter(`key:${record.id}`).getState()).toEqual({ status: "inactive", notAfter: Date.parse("2030-06-01T00:00:00.000Z") });
+    expect(await limiter(`key:${record.id}`).keyState(record.id)).toMatchObject({ status: "inactive", notAfter: Date.parse("2030-06-01T00:00:00.000Z") });
   });
 });
 

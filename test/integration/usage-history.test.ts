@@ -24,7 +24,7 @@ describe("daily usage history in the limiter", () => {
     for (let i = 0; i < 3; i++) expect((await admit(name)).outcome).toBe("admitted");
 
     vi.setSystemTime(new Date("2031-03-05T08:00:00Z"));
-    expect(await limiter(name).usage()).toEqual({ minuteUsed: 0, dayUsed: 0, daily: [{ day: "2031-03-04", count: 3 }] });
+    expect(await limiter(name).usage()).toEqual({ minuteUsed: 0, dayUsed: 0, daily: [{ day: "2031-03-04", count: 3 }], movedToOwner: false });
     expect(await dailyTable(name), "not closed yet: no call today").toEqual([]);
 
     expect((await admit(name)).outcome).toBe("admitted");

@@ -139,7 +139,7 @@ describe("GET /api/v1/usage/stats", () => {
   it("a revoked key cannot read stats, even while its row is still cached", async () => {
     const { key, record } = await createKey();
     expect((await api("DELETE", `/api/v1/keys/${record.id}`, adminToken())).status).toBe(200);
-    cacheKeys(record.prefix, [record], 60, Date.now());
+    cacheKeys(record.prefix, [{ ...record, ownerLimited: false }], 60, Date.now());
     const refused = await api("GET", "/api/v1/usage/stats", { "X-API-Key": key });
     expect(refused.status).toBe(401);
     expect(refused.body.code).toBe("API_KEY_INACTIVE");

@@ -51,6 +51,15 @@ describe("the error catalogue", () => {
     expect(new GatewayError(code as ErrorCode).status).toBe(status);
   });
 
+  it("answers CONFLICT with 409, or with 412 when asked (a write under If-Match, SPEC section 4), and no code with a status it does not list", () => {
+    expect(new GatewayError("CONFLICT").status).toBe(409);
+    const precondition = new GatewayError("CONFLICT", { status: 412 });
+    expect(precondition.status).toBe(412);
+    expect(errorBody(precondition, "detailed", REQUEST_ID)).toMatchObject({ error: "Precondition Failed", code: "CONFLICT" });
+    expect(() => new GatewayError("NOT_FOUND", { status: 412 })).toThrow(TypeError);
+    expect(() => new GatewayError("CONFLICT", { status: 400 })).toThrow(TypeError);
+  });
+
   it("uses the SPEC's wording for a hash mismatch and a forbidden product", () => {
     expect(ERRORS.API_KEY_HASH_MISMATCH.message).toBe("API Key hash verification failed");
     expect(ERRORS.API_KEY_HASH_MISMATCH.hint).toBe("Ensure you are using the exact key returned at creation time");

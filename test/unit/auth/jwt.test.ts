@@ -179,6 +179,9 @@ describe("verifyJwt: who signed the token (F7)", () => {
       scopes: ["read"],
       createdAt: "2031-01-01T00:00:00.000Z",
       updatedAt: "2031-01-02T03:04:05.678Z",
+      rateLimitPerMinute: null,
+      rateLimitPerDay: null,
+      maxActiveKeys: null,
     };
     const principal = await verifyJwt(await signUserToken(user, config, Date.now()), config, Date.now());
     expect(principal).toMatchObject({ issuer: "keygate", userId: user.id, grantVersion: Date.parse(user.updatedAt) });

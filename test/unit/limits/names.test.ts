@@ -50,9 +50,12 @@ describe("limiterName", () => {
     ]);
   });
 
-  it("names an API key's object by the key's id", () => {
-    const key = { id: crypto.randomUUID() } as KeyRecord;
-    expect(limiterName({ method: "api_key", key })).toBe(`key:${key.id}`);
+  it("names an API key's object by its lineage: the first key of its rotation chain", () => {
+    const first = crypto.randomUUID();
+    const key = { id: first, lineageId: first } as KeyRecord;
+    const replacement = { id: crypto.randomUUID(), lineageId: first } as KeyRecord;
+    expect(limiterName({ method: "api_key", key })).toBe(`key:${first}`);
+    expect(limiterName({ method: "api_key", key: replacement })).toBe(`key:${first}`);
   });
 });
 

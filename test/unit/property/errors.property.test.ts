@@ -79,10 +79,12 @@ describe("errors from judging a presented credential", () => {
   /** A key with a row under its prefix but another hash: reaches the hash comparison. */
   async function decoyRow(key: string): Promise<KeyRecord> {
     const now = new Date().toISOString();
+    const id = crypto.randomUUID();
     return {
-      id: crypto.randomUUID(), prefix: keyPrefix(key), hash: await hashKey(`${key}-other`), format: "ilal", env: "live", name: "decoy",
+      id, lineageId: id, prefix: keyPrefix(key), hash: await hashKey(`${key}-other`), format: "ilal", env: "live", name: "decoy",
       ownerId: null, status: "active", createdAt: now, updatedAt: now, lastUsedAt: null, expiresAt: null, rateLimitPerMinute: null,
       rateLimitPerDay: null, ipAllowlist: [], products: ["*"], scopes: ["*"], rotatedTo: null, graceUntil: null,
+      version: 1, statusSetBy: null, expiresSetBy: null,
     };
   }
 
