@@ -109,6 +109,18 @@ export async function readKeyUsage(env: LimiterEnv, key: Pick<KeyRecord, "lineag
 }
 
 /**
+ * After an admin gave a key to another owner: its lineage counts where the new
+ * owner's keys count, in the new owner's object (with the current windows'
+ * counts) when they have owner-level limits, else in its own object again. A
+ * previous owner's object keeps what it counted.
+ */
+export async function rehomeLineage(env: LimiterEnv, lineageId: string, newOwner: { id: string; limited: boolean } | null): Promise<void> {
+  const lineage = limiterStub(env, limiterNames.key(lineageId));
+  if (newOwner?.limited) await limiterStub(env, limiterNames.user(newOwner.id)).adoptCounts(await lineage.handOverToOwner(), lineageId);
+  else await lineage.adoptCounts({});
+}
+
+/**
  * For the admin users API, after the user's owner-level limits were written
  * to D1: the user's object learns them, and each of the user's key lineages
  * moves its counting there (limits set) or back to its own object (limits

@@ -20,7 +20,7 @@ import {
 import { getUser } from "../db/users";
 import type { Env } from "../env";
 import { GatewayError } from "../errors";
-import { syncKeyState } from "../limits/client";
+import { rehomeLineage, syncKeyState } from "../limits/client";
 import { callerJson, requireUser, type Caller } from "../middleware/caller";
 import { validateJson, validateQuery, validationError } from "../middleware/validate";
 import { DEFAULT_PAGE_SIZE, encodeCursor } from "./cursor";
@@ -135,6 +135,20 @@ export async function propagateKeyChange(env: Env, key: KeyRecord): Promise<void
   invalidateKeyCache(key.prefix);
   try {
     await syncKeyState(env, key);
+  } catch (error) {
+    console.error(JSON.stringify({ event: "key_state_sync_failed", keyId: key.id, error: String(error) }));
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", {
+      message: "The change is saved but has not reached the rate limiter; repeat the request to apply it at once",
+    });
+  }
+}
+
+/** After a key changed hands: its lineage counts where its new owner's keys count (limits/client.ts rehomeLineage). */
+async function moveLineageTo(env: Env, key: KeyRecord): Promise<void> {
+  const owner = key.ownerId === null ? undefined : await getUser(env.DB, key.ownerId);
+  const limited = owner !== undefined && (owner.rateLimitPerMinute !== null || owner.rateLimitPerDay !== null);
+  try {
+    await rehomeLineage(env, key.lineageId, owner ? { id: owner.id, limited } : null);
   } catch (error) {
     console.error(JSON.stringify({ event: "key_state_sync_failed", keyId: key.id, error: String(error) }));
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", {
@@ -262,6 +276,8 @@ export const keysRoutes = new Hono<AppEnv>()
     const written = result && writtenKey(result);
     if (!written) throw await lostRace(c.env.DB, key.id, ifMatch);
     await propagateKeyChange(c.env, written);
+    // Naming the owner again (say, repeating a PATCH that got a 503) completes an earlier move.
+    if (patch.ownerId !== undefined) await moveLineageTo(c.env, written);
     return keyAnswer(c, written);
   })
 

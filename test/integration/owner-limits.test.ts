@@ -191,6 +191,34 @@ describe("owner-level limits", () => {
     expect(((await refused.json()) as { code: string }).code).toBe("API_KEY_INACTIVE");
   });
 
+  it("a key an admin gives to another owner counts where that owner's keys count, in one object call", async () => {
+    stubOrigin();
+    freezeClock();
+    const { user: limitedOwner } = await createUser();
+    const { user: freeOwner } = await createUser();
+    const p = await product();
+    const { key, record } = await createKey({ ownerId: limitedOwner.id });
+    await setLimits(limitedOwner.id, { rateLimitPerDay: 2 });
+    for (let i = 0; i < 2; i++) expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
+    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(429);
+
+    const moved = await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { ownerId: freeOwner.id });
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    // The new owner has no limits: the key counts in its own lineage object again, not redirected through the old owner's.
+    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
+    expect((await storedCounters(`key:${record.id}`)).day?.count).toBe(1);
+    expect((await env.RATE_LIMITER.getByName(`key:${record.id}`).usage()).movedToOwner).toBe(false);
+    expect((await storedCounters(`user:${limitedOwner.id}`))["owner:day"]?.count).toBe(2);
+
+    // Given to a limited owner, its calls count against that owner's window from then on.
+    const { user: strictOwner } = await createUser();
+    await setLimits(strictOwner.id, { rateLimitPerDay: 2 });
+    expect((await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { ownerId: strictOwner.id })).status).toBe(200);
+    expect((await storedCounters(`user:${strictOwner.id}`))["owner:day"]?.count).toBe(1);
+    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
+    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(429);
+  });
+
   it("refuses owner limits out of range and from non-admins", async () => {
     const { user } = await createUser();
     const bad = await api("PATCH", `/api/v1/admin/users/${user.id}`, adminToken(), { rateLimitPerDay: 0 });
