@@ -251,6 +251,7 @@ export const KeyViewSchema = z.object({
   ipAllowlist: z.array(z.string()),
   rotatedTo: z.nullable(z.string()),
   graceUntil: z.nullable(isoTime),
+  lineageId: described("The first key of this key's rotation chain: the keys of a rotation share one quota and one usage record"),
   version: z.int().check(z.describe("Moves with every write to the key; its ETag is this number in quotes. Send it back as If-Match on PATCH or DELETE")),
   statusSetBy: z.nullable(
     described('Who last set the status: "admin_token" or "user:<id>" (null: not known). Set by anyone but the owner (an admin), the owner cannot reactivate the key'),

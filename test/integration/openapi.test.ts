@@ -4,7 +4,9 @@ import { app } from "../../src/app";
 import { ERRORS } from "../../src/errors";
 import { openApiPath } from "../../src/routes/openapi";
 import { KeyCreateSchema, ProductCreateSchema, UserCreateSchema } from "../../src/routes/schemas";
+import { adminToken, api } from "../helpers/api";
 import { call, json } from "../helpers/harness";
+import { createUser } from "../helpers/users";
 
 async function fetchDocument(): Promise<Record<string, any>> {
   const response = await call("/openapi.json");
@@ -110,5 +112,17 @@ describe("GET /openapi.json", () => {
       expect(answer.required, path).toEqual(expect.arrayContaining([list, "nextCursor"]));
       expect(answer.properties.nextCursor.anyOf.map((option: { type: string }) => option.type).sort(), path).toEqual(["null", "string"]);
     }
+  });
+
+  it("documents every field a key and a user answer carry (lineage, version, who set what, owner limits)", async () => {
+    const document = await fetchDocument();
+    const schemaOf = (path: string, method: string, status: string) =>
+      document.paths[path][method].responses[status].content["application/json"].schema as { properties: Record<string, unknown> };
+    const key = await api("POST", "/api/v1/keys", adminToken(), { name: "documented", products: ["*"] });
+    expect(key.status).toBe(201);
+    expect(Object.keys(schemaOf("/api/v1/keys", "post", "201").properties).sort()).toEqual(Object.keys(key.body).sort());
+    const { user } = await createUser();
+    const answer = await api("GET", `/api/v1/admin/users/${user.id}`, adminToken());
+    expect(Object.keys(schemaOf("/api/v1/admin/users/{id}", "get", "200").properties).sort()).toEqual(Object.keys(answer.body).sort());
   });
 });
