@@ -39,20 +39,22 @@ import {
  * old way is answered "moved" and asks the other object once.
  *
  * Storage (constant size per bucket):
- *   counters(name PK, window_start, count)  name = [bucket ':'] 'minute' | 'day', or 'auth_failures';
- *                                           window_start = epoch ms of the UTC window
- *   state(name PK, value)                   'status', 'not_after' (epoch ms), 'version' (of the row it came from), 'credential_id',
- *                                           'min_grant_version' (epoch ms; user objects only),
+ *   ledger(id = 1, data)                    one row, JSON: every counter by name ([bucket ':'] 'minute' | 'day',
+ *                                           or 'auth_failures') as [window_start, count]; each bucket's closed
+ *                                           UTC days (last 31; today's count is the 'day' counter); each key's
+ *                                           last admission; the credential id usage is filed under
+ *   state(name PK, value)                   'status', 'not_after', 'version', 'min_grant_version' (users),
  *                                           'owner_limit_per_minute', 'owner_limit_per_day' (user objects),
  *                                           'moved_to_owner' ('1': a key lineage now counted in its owner's object)
- *   key_state(key_id PK, status, not_after) each API key's state (a lineage object serves a rotation's keys)
- *   daily(day PK, count)                    admitted calls per finished UTC day, last 31 days
- *                                           (usage stats; today's count is the 'day' counter)
- *   lineage_daily(lineage_id, day, count)   the same for each lineage bucket
- *   admitted(request_id PK, at, key_id)     admissions of the last ~2 minutes (idempotent retries, last use per key)
+ *   key_state(key_id PK, status, not_after, version)  each API key's state (a lineage object serves a rotation's keys)
  *
- * An admission writes two statements: the counters in one upsert, and its
- * request id. Everything else happens once per window.
+ * An admission writes exactly one row (the ledger upsert), whatever windows
+ * and buckets it counts in, on a window's or a day's first call too; a refusal
+ * writes none; nothing is deleted per request. The request ids of the last
+ * two minutes (idempotent retries) are kept in memory only: a retry that
+ * reaches a restarted object may count twice, which under-admits by one and
+ * never over-admits. Objects from before the ledger are read from their old
+ * tables once and written as a ledger by their next admission.
  */
 const ADMITTED_RETENTION_MS = 2 * MINUTE_MS;
 const DAILY_RETENTION_DAYS = 31;
@@ -88,12 +90,28 @@ export interface AuthFailureTally {
   throttledUntil: number | null;
 }
 
+/** The ledger row's JSON. */
+interface LedgerData {
+  counters: Record<CounterName, [windowStart: number, count: number]>;
+  closedDays: Record<string, Record<string, number>>;
+  lastUse: Record<string, number>;
+  /** The id usage is filed under (LimitCheck.credentialId); objects from before the ledger kept it in `state`. */
+  credentialId?: string;
+}
+
 const counterName = (bucket: Bucket, window: "minute" | "day"): CounterName => (bucket === "" ? window : `${bucket}:${window}`);
 const lineageBucket = (lineageId: string): Bucket => `lineage:${lineageId}`;
 
 export class RateLimiter extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly counters = new Map<CounterName, Counter>();
+  /** Closed UTC days' counts, last DAILY_RETENTION_DAYS, per bucket: '' the object's own, else a lineage id. */
+  private readonly closedDays = new Map<string, Map<string, number>>();
+  /** Each key's last admission (epoch ms), copied to api_keys.last_used_at by the alarm. */
+  private readonly lastUse = new Map<string, number>();
+  /** Request ids admitted in the last ~2 minutes, for idempotent retries. Memory only: see check(). */
+  private readonly recentAdmissions = new Map<string, number>();
+  private recentPrunedAt = 0;
   private state: CredentialState = { status: "active", notAfter: null };
   /** Per API key (a lineage's object serves a rotation's old and new key). */
   private readonly keyStates = new Map<string, CredentialState>();
@@ -110,20 +128,11 @@ export class RateLimiter extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(`
-      CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, window_start INTEGER NOT NULL, count INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT);
       CREATE TABLE IF NOT EXISTS key_state (key_id TEXT PRIMARY KEY, status TEXT NOT NULL, not_after INTEGER, version INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS daily (day TEXT PRIMARY KEY, count INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS lineage_daily (lineage_id TEXT NOT NULL, day TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (lineage_id, day)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS admitted (request_id TEXT PRIMARY KEY, at INTEGER NOT NULL, key_id TEXT) WITHOUT ROWID;
     `);
-    // Objects from before per-key last use: their admitted table has no key_id yet.
-    if (!this.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('admitted')").toArray().some((column) => column.name === "key_id")) {
-      this.sql.exec("ALTER TABLE admitted ADD COLUMN key_id TEXT");
-    }
-    for (const row of this.sql.exec<{ name: CounterName; window_start: number; count: number }>("SELECT * FROM counters")) {
-      this.counters.set(row.name, { windowStart: row.window_start, count: row.count });
-    }
+    this.loadLedger();
     for (const row of this.sql.exec<{ key_id: string; status: CredentialState["status"]; not_after: number | null; version: number }>(
       "SELECT * FROM key_state",
     )) {
@@ -134,7 +143,7 @@ export class RateLimiter extends DurableObject<Env> {
       if (row.name === "status") this.state.status = row.value as CredentialState["status"];
       if (row.name === "not_after") this.state.notAfter = row.value === null ? null : Number(row.value);
       if (row.name === "version" && row.value !== null) this.state.version = Number(row.value);
-      if (row.name === "credential_id") this.credentialId = row.value;
+      if (row.name === "credential_id") this.credentialId ??= row.value; // objects from before the ledger
       if (row.name === "min_grant_version") this.minGrantVersion = Number(row.value);
       if (row.name === "owner_limit_per_minute" && row.value !== null) owner.limitPerMinute = Number(row.value);
       if (row.name === "owner_limit_per_day" && row.value !== null) owner.limitPerDay = Number(row.value);
@@ -147,7 +156,8 @@ export class RateLimiter extends DurableObject<Env> {
    * Checks the credential's state and its windows (its own, and its owner's
    * when this object holds owner-level limits), and — when `consume` is set
    * and every window has room — counts the call in all of them. A call refused
-   * by any window consumes none. Retrying with the same requestId never counts twice.
+   * by any window consumes none. Retrying with the same requestId never counts
+   * twice while the object lives (the ids are kept in memory: see Storage above).
    */
   check(input: LimitCheck): LimitDecision {
     const now = Date.now();
@@ -377,16 +387,12 @@ export class RateLimiter extends DurableObject<Env> {
   private dailyCounts(bucket: Bucket, closedDays: number): { day: string; count: number }[] {
     const open = this.counters.get(counterName(bucket, "day"));
     const openDay = open ? isoDay(open.windowStart) : "9999-12-31";
-    const rows =
-      bucket === ""
-        ? this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily WHERE day < ? ORDER BY day DESC LIMIT ?", openDay, closedDays)
-        : this.sql.exec<{ day: string; count: number }>(
-            "SELECT day, count FROM lineage_daily WHERE lineage_id = ? AND day < ? ORDER BY day DESC LIMIT ?",
-            bucket.slice("lineage:".length),
-            openDay,
-            closedDays,
-          );
-    const closed = [...rows].reverse();
+    const days = this.closedDays.get(bucket === "" ? "" : bucket.slice("lineage:".length)) ?? new Map<string, number>();
+    const closed = [...days]
+      .filter(([day]) => day < openDay)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .slice(-closedDays)
+      .map(([day, count]) => ({ day, count }));
     return open && open.count > 0 ? [...closed, { day: openDay, count: open.count }] : closed;
   }
 
@@ -410,13 +416,57 @@ export class RateLimiter extends DurableObject<Env> {
         );
       }
     }
-    const used = this.sql.exec<{ key_id: string | null; at: number }>("SELECT key_id, max(at) AS at FROM admitted GROUP BY key_id").toArray();
-    for (const { key_id: keyId, at } of used) {
-      // Admissions from before per-key last use name no key: they were the object's own key's.
-      const id = keyId ?? (this.credentialId && isApiKeyCredential(this.credentialId) ? this.credentialId : null);
+    for (const [keyId, at] of this.lastUse) {
+      // "": admissions from before per-key last use, which were the object's own key's.
+      const id = keyId !== "" ? keyId : this.credentialId && isApiKeyCredential(this.credentialId) ? this.credentialId : null;
       if (id) statements.push(this.env.DB.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(new Date(at).toISOString(), id));
     }
     if (statements.length > 0) await this.env.DB.batch(statements);
+  }
+
+  /**
+   * Everything an admission changes is one row: the counters of every bucket,
+   * the closed days and each key's last use, as JSON. One upsert per admission
+   * (one row written), however many windows and buckets the call counts in,
+   * on a window's first call and a day's too; nothing is deleted per request.
+   */
+  private persist(): void {
+    const data: LedgerData = {
+      counters: Object.fromEntries([...this.counters].map(([name, counter]) => [name, [counter.windowStart, counter.count]])),
+      closedDays: Object.fromEntries([...this.closedDays].map(([bucket, days]) => [bucket, Object.fromEntries(days)])),
+      lastUse: Object.fromEntries(this.lastUse),
+      ...(this.credentialId === null ? {} : { credentialId: this.credentialId }),
+    };
+    this.sql.exec("INSERT INTO ledger (id, data) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data", JSON.stringify(data));
+  }
+
+  private loadLedger(): void {
+    const row = this.sql.exec<{ data: string }>("SELECT data FROM ledger WHERE id = 1").toArray()[0];
+    if (row) {
+      const data = JSON.parse(row.data) as LedgerData;
+      for (const [name, [windowStart, count]] of Object.entries(data.counters)) this.counters.set(name, { windowStart, count });
+      for (const [bucket, days] of Object.entries(data.closedDays)) this.closedDays.set(bucket, new Map(Object.entries(days)));
+      for (const [keyId, at] of Object.entries(data.lastUse)) this.lastUse.set(keyId, at);
+      if (data.credentialId !== undefined) this.credentialId = data.credentialId;
+      return;
+    }
+    // An object from before the ledger: its tables, read once; the next write stores them as a ledger.
+    const tables = new Set(this.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((t) => t.name));
+    if (tables.has("counters")) {
+      for (const r of this.sql.exec<{ name: string; window_start: number; count: number }>("SELECT * FROM counters")) {
+        this.counters.set(r.name, { windowStart: r.window_start, count: r.count });
+      }
+    }
+    if (tables.has("daily")) {
+      this.closedDays.set("", new Map(this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily").toArray().map((r) => [r.day, r.count])));
+    }
+    if (tables.has("admitted")) {
+      // Admissions from before per-key last use name no key: they were the object's own key's (credential_id).
+      for (const r of this.sql.exec<Record<string, number | string | null>>("SELECT * FROM admitted")) {
+        const keyId = (r.key_id as string | null | undefined) ?? "";
+        this.lastUse.set(keyId, Math.max(this.lastUse.get(keyId) ?? 0, Number(r.at)));
+      }
+    }
   }
 
   /** The count of `name` in the window starting at `windowStart`: 0 once the stored window has passed. */
@@ -427,53 +477,40 @@ export class RateLimiter extends DurableObject<Env> {
 
   private storeCounter(name: CounterName, windowStart: number, count: number): void {
     this.counters.set(name, { windowStart, count });
-    this.sql.exec(
-      "INSERT INTO counters (name, window_start, count) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
-      name,
-      windowStart,
-      count,
-    );
+    this.persist();
   }
 
+  /** Kept in the ledger row, written with the admission that follows (usage is only filed for admitted calls). */
   private rememberCredential(credentialId: string): void {
     this.credentialId = credentialId;
-    this.sql.exec(
-      "INSERT INTO state (name, value) VALUES ('credential_id', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-      credentialId,
-    );
   }
 
   private alreadyAdmitted(requestId: string): boolean {
-    return this.sql.exec("SELECT 1 FROM admitted WHERE request_id = ?", requestId).toArray().length > 0;
+    return this.recentAdmissions.has(requestId);
   }
 
   private dropCounter(name: CounterName): void {
-    if (!this.counters.delete(name)) return;
-    this.sql.exec("DELETE FROM counters WHERE name = ?", name);
+    if (this.counters.delete(name)) this.persist();
   }
 
-  /** Every bucket's counters and the request id, in one synchronous run (one implicit transaction). */
+  /** Every bucket's counters, in one synchronous run and one row written (persist). */
   private admit(input: LimitCheck, now: number, buckets: Bucket[]): void {
     const { minuteStart, dayStart } = windowStarts(now);
-    const newMinute = this.counters.get(counterName(buckets[0]!, "minute"))?.windowStart !== minuteStart;
-    const values: (string | number)[] = [];
     for (const bucket of buckets) {
       this.closeDayIfPassed(bucket, dayStart);
       const minute = counterName(bucket, "minute");
       const day = counterName(bucket, "day");
-      const counts = { minute: this.countIn(minute, minuteStart) + 1, day: this.countIn(day, dayStart) + 1 };
-      this.counters.set(minute, { windowStart: minuteStart, count: counts.minute });
-      this.counters.set(day, { windowStart: dayStart, count: counts.day });
-      values.push(minute, minuteStart, counts.minute, day, dayStart, counts.day);
+      this.counters.set(minute, { windowStart: minuteStart, count: this.countIn(minute, minuteStart) + 1 });
+      this.counters.set(day, { windowStart: dayStart, count: this.countIn(day, dayStart) + 1 });
     }
-    this.sql.exec(
-      `INSERT INTO counters (name, window_start, count) VALUES ${buckets.map(() => "(?, ?, ?), (?, ?, ?)").join(", ")}
-       ON CONFLICT (name) DO UPDATE SET window_start = excluded.window_start, count = excluded.count`,
-      ...values,
-    );
-    this.sql.exec("INSERT INTO admitted (request_id, at, key_id) VALUES (?, ?, ?)", input.requestId, now, input.keyId ?? null);
-    // Pruning once per window keeps storage constant-size without a delete on every call.
-    if (newMinute) this.sql.exec("DELETE FROM admitted WHERE at < ?", now - ADMITTED_RETENTION_MS);
+    if (input.keyId !== undefined) this.lastUse.set(input.keyId, now);
+    this.persist();
+    this.recentAdmissions.set(input.requestId, now);
+    // Pruned in memory once per minute: ids older than a retry can be.
+    if (now - this.recentPrunedAt >= MINUTE_MS) {
+      this.recentPrunedAt = now;
+      for (const [id, at] of this.recentAdmissions) if (at < now - ADMITTED_RETENTION_MS) this.recentAdmissions.delete(id);
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // A storage write like the others: the output gate holds the reply until it is durable.
@@ -481,28 +518,16 @@ export class RateLimiter extends DurableObject<Env> {
     }
   }
 
-  /** A bucket's day counter has passed: keep its final count for usage stats, and forget days past retention. */
+  /** A bucket's day counter has passed: keep its final count for usage stats (in memory; the caller persists), and forget days past retention. */
   private closeDayIfPassed(bucket: Bucket, dayStart: number): void {
     const finished = this.counters.get(counterName(bucket, "day"));
     if (!finished || finished.windowStart === dayStart || bucket === "owner") return;
+    const key = bucket === "" ? "" : bucket.slice("lineage:".length);
+    const days = this.closedDays.get(key) ?? new Map<string, number>();
+    days.set(isoDay(finished.windowStart), finished.count);
     const oldest = isoDay(dayStart - DAILY_RETENTION_DAYS * DAY_MS);
-    if (bucket === "") {
-      this.sql.exec(
-        "INSERT INTO daily (day, count) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET count = excluded.count",
-        isoDay(finished.windowStart),
-        finished.count,
-      );
-      this.sql.exec("DELETE FROM daily WHERE day < ?", oldest);
-      return;
-    }
-    const lineageId = bucket.slice("lineage:".length);
-    this.sql.exec(
-      "INSERT INTO lineage_daily (lineage_id, day, count) VALUES (?, ?, ?) ON CONFLICT (lineage_id, day) DO UPDATE SET count = excluded.count",
-      lineageId,
-      isoDay(finished.windowStart),
-      finished.count,
-    );
-    this.sql.exec("DELETE FROM lineage_daily WHERE lineage_id = ? AND day < ?", lineageId, oldest);
+    for (const day of days.keys()) if (day < oldest) days.delete(day);
+    this.closedDays.set(key, days);
   }
 }
 

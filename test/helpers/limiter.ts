@@ -16,12 +16,26 @@ export interface StoredCounter {
   count: number;
 }
 
-/** The object's `counters` table as stored in its SQLite, by counter name. */
-export async function storedCounters(name: string): Promise<Record<string, StoredCounter>> {
+/** The object's ledger row as stored in its SQLite: counters, closed days, last use per key. */
+export interface StoredLedger {
+  counters: Record<string, [windowStart: number, count: number]>;
+  closedDays: Record<string, Record<string, number>>;
+  lastUse: Record<string, number>;
+}
+
+export async function storedLedger(name: string): Promise<StoredLedger | undefined> {
   return runInDurableObject(limiter(name), (_instance, state) => {
-    const rows = state.storage.sql.exec<{ name: string; window_start: number; count: number }>("SELECT * FROM counters").toArray();
-    return Object.fromEntries(rows.map((row) => [row.name, { windowStart: row.window_start, count: row.count }]));
+    const tables = state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'ledger'").toArray();
+    if (tables.length === 0) return undefined;
+    const row = state.storage.sql.exec<{ data: string }>("SELECT data FROM ledger WHERE id = 1").toArray()[0];
+    return row ? (JSON.parse(row.data) as StoredLedger) : undefined;
   });
+}
+
+/** The object's counters as stored in its SQLite (the ledger row), by counter name. */
+export async function storedCounters(name: string): Promise<Record<string, StoredCounter>> {
+  const ledger = await storedLedger(name);
+  return Object.fromEntries(Object.entries(ledger?.counters ?? {}).map(([counter, [windowStart, count]]) => [counter, { windowStart, count }]));
 }
 
 /** The object's `state` table as stored in its SQLite (status, not_after, version, …), by row name. */

@@ -1,19 +1,22 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { LimitCheck } from "../../src/limits/windows";
-import { limiter, setClock } from "../helpers/limiter";
+import { limiter, setClock, storedLedger } from "../helpers/limiter";
 
 /**
  * A limiter keeps today's count in its 'day' counter and closes it into the
- * `daily` table when the next day's first call arrives; usage() and the D1
+ * ledger's closed days when the next day's first call arrives; usage() and the D1
  * flush see both, including a day that nothing has closed yet.
  */
 const admit = (name: string) =>
   limiter(name).check({ requestId: crypto.randomUUID(), credentialId: name.slice(4), limitPerMinute: 100, limitPerDay: 1000, consume: true } satisfies LimitCheck);
 
-const dailyTable = (name: string) =>
-  runInDurableObject(limiter(name), (_instance, state) => state.storage.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily ORDER BY day").toArray());
+/** The closed days the object stores (its ledger row), oldest first. */
+const dailyTable = async (name: string) =>
+  Object.entries((await storedLedger(name))?.closedDays[""] ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([day, count]) => ({ day, count }));
 
 afterEach(() => vi.useRealTimers());
 
