@@ -3,6 +3,7 @@ import {
   createLocalJWKSet,
   createRemoteJWKSet,
   customFetch,
+  decodeProtectedHeader,
   errors,
   jwtVerify,
   SignJWT,
@@ -15,6 +16,7 @@ import {
 import type { Config } from "../config";
 import { userGrantVersion, type UserRecord } from "../db/users";
 import { GatewayError } from "../errors";
+import { cachedVerification, forgetVerification, rememberVerification, tokenDigest } from "./jwt-cache";
 import type { JwtIssuer, Principal } from "./principal";
 
 /**
@@ -159,7 +161,15 @@ async function chooseKey(
 export async function verifyJwt(token: string, config: Config, now: number): Promise<JwtPrincipal> {
   if (token.length > MAX_TOKEN_BYTES) throw new GatewayError("JWT_MALFORMED", { message: "The token is larger than 8 KiB" });
   const keys = await gatewayKeys(config);
+  const digest = await tokenDigest(token);
+  const cached = cachedVerification(digest, config, now);
+  if (cached) {
+    // The same token, verified before: usable while the key its header picks is still the one that verified it.
+    if ((await currentKey(token, config, keys)) === cached.key) return cached.principal;
+    forgetVerification(digest);
+  }
   let source: KeySource | undefined;
+  let key: CryptoKey | undefined;
   let payload: JWTPayload;
   try {
     // jose checks the header and the alg allowlist before it asks for a key.
@@ -168,6 +178,7 @@ export async function verifyJwt(token: string, config: Config, now: number): Pro
       async (header, jws) => {
         const choice = await chooseKey(header, jws, config, keys);
         source = choice.source;
+        key = choice.key;
         return choice.key;
       },
       {
@@ -185,7 +196,19 @@ export async function verifyJwt(token: string, config: Config, now: number): Pro
     throw failure;
   }
   // Set: jose asks for the key before it returns a payload.
-  return toPrincipal(payload, source!);
+  const principal = toPrincipal(payload, source!);
+  rememberVerification(digest, { principal, notAfter: payload.exp! * 1000, config, key: key!, remote: source === "jwks" });
+  return principal;
+}
+
+/** The key a verified token's header picks now (a JWKS refresh may have replaced it); undefined if none does. */
+async function currentKey(token: string, config: Config, keys: GatewayKeys): Promise<CryptoKey | undefined> {
+  const [protectedHeader = "", payload = "", signature = ""] = token.split(".");
+  try {
+    return (await chooseKey(decodeProtectedHeader(token), { protected: protectedHeader, payload, signature }, config, keys)).key;
+  } catch {
+    return undefined; // judged again by a full verification
+  }
 }
 
 /**
