@@ -82,14 +82,29 @@ export async function sha256(text: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
 }
 
+/** Every byte's two hex digits, and every character code's nibble (-1: not hex): table lookups on the hot path. */
+const BYTE_HEX = Array.from({ length: 256 }, (_, byte) => HEX[byte >> 4]! + HEX[byte & 15]!);
+const NIBBLE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) {
+  NIBBLE[HEX.charCodeAt(i)] = i;
+  NIBBLE[HEX.toUpperCase().charCodeAt(i)] = i;
+}
+
 export function toHex(bytes: Uint8Array): string {
   let out = "";
-  for (const byte of bytes) out += HEX[byte >> 4]! + HEX[byte & 15]!;
+  for (let i = 0; i < bytes.length; i++) out += BYTE_HEX[bytes[i]!]!;
   return out;
 }
 
+/** The bytes of a hex string; empty when it is not hex of an even length (so it matches no digest). */
 export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0) return new Uint8Array(0);
   const out = new Uint8Array(hex.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  for (let i = 0; i < out.length; i++) {
+    const high = NIBBLE[hex.charCodeAt(2 * i)] ?? -1;
+    const low = NIBBLE[hex.charCodeAt(2 * i + 1)] ?? -1;
+    if (high < 0 || low < 0) return new Uint8Array(0);
+    out[i] = (high << 4) | low;
+  }
   return out;
 }

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   detectKeyFormat,
@@ -135,5 +136,20 @@ describe("hashKey", () => {
     const bytes = new Uint8Array([0, 1, 15, 16, 127, 128, 254, 255]);
     expect(toHex(bytes)).toBe("00010f107f80feff");
     expect(fromHex(toHex(bytes))).toEqual(bytes);
+  });
+
+  it("agrees with an independent hex codec (Number#toString / parseInt) on any bytes, in either case", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const reference = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+        expect(toHex(bytes)).toBe(reference);
+        expect(fromHex(reference)).toEqual(bytes);
+        expect(fromHex(reference.toUpperCase())).toEqual(bytes);
+      }),
+    );
+  });
+
+  it("decodes nothing from text that is not hex of an even length (it then matches no stored digest)", () => {
+    for (const text of ["abc", "0g", "zz", "0x12", "12 3", "é1", "ab\u0000"]) expect(fromHex(text), text).toEqual(new Uint8Array(0));
   });
 });
