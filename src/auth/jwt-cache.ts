@@ -1,3 +1,4 @@
+import { BoundedLru } from "../bounded-lru";
 import type { Config } from "../config";
 import type { JwtPrincipal } from "./jwt";
 import { sha256, toHex } from "./key-format";
@@ -35,7 +36,7 @@ export interface VerifiedToken {
   remote: boolean;
 }
 
-const entries = new Map<string, VerifiedToken>();
+const entries = new BoundedLru<string, VerifiedToken>(JWT_CACHE_MAX_ENTRIES);
 
 export async function tokenDigest(token: string): Promise<string> {
   return toHex(await sha256(token));
@@ -49,16 +50,11 @@ export function cachedVerification(digest: string, config: Config, now: number):
     entries.delete(digest);
     return undefined;
   }
-  // Re-insert to mark as most recently used (Map keeps insertion order).
-  entries.delete(digest);
-  entries.set(digest, entry);
   return entry;
 }
 
 export function rememberVerification(digest: string, verified: VerifiedToken): void {
-  entries.delete(digest);
   entries.set(digest, verified);
-  if (entries.size > JWT_CACHE_MAX_ENTRIES) entries.delete(entries.keys().next().value!);
 }
 
 /** Drop one token's entry (after it failed a re-check) or everything (tests). */

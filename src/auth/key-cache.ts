@@ -1,3 +1,4 @@
+import { BoundedLru } from "../bounded-lru";
 import type { VerifiableKey } from "../db/keys";
 
 /**
@@ -15,7 +16,7 @@ interface Entry {
   expiresAt: number;
 }
 
-const entries = new Map<string, Entry>();
+const entries = new BoundedLru<string, Entry>(KEY_CACHE_MAX_ENTRIES);
 
 export function cachedKeys(prefix: string, now: number): VerifiableKey[] | undefined {
   const entry = entries.get(prefix);
@@ -24,18 +25,13 @@ export function cachedKeys(prefix: string, now: number): VerifiableKey[] | undef
     entries.delete(prefix);
     return undefined;
   }
-  // Re-insert to mark as most recently used (Map keeps insertion order).
-  entries.delete(prefix);
-  entries.set(prefix, entry);
   return entry.rows;
 }
 
 export function cacheKeys(prefix: string, rows: VerifiableKey[], ttlSeconds: number, now: number): void {
   const ttlMs = rows.length === 0 ? Math.min(NEGATIVE_CACHE_TTL_MS, ttlSeconds * 1000) : ttlSeconds * 1000;
   if (ttlMs <= 0) return;
-  entries.delete(prefix);
   entries.set(prefix, { rows, expiresAt: now + ttlMs });
-  if (entries.size > KEY_CACHE_MAX_ENTRIES) entries.delete(entries.keys().next().value!);
 }
 
 /** Drop one prefix (after an edit in this isolate) or everything. */

@@ -72,34 +72,42 @@ export async function getUser(db: D1Database, id: string): Promise<UserRecord | 
   return row ? rowToUser(row) : undefined;
 }
 
+/** The columns a user write sets besides the id, in one order for INSERT and UPDATE. */
+const WRITTEN_COLUMNS = [
+  "email",
+  "password_hash",
+  "role",
+  "products",
+  "scopes",
+  "created_at",
+  "updated_at",
+  "rate_limit_per_minute",
+  "rate_limit_per_day",
+  "max_active_keys",
+] as const;
+
+function writtenValues(user: UserRecord): (string | number | null)[] {
+  return [
+    user.email,
+    user.passwordHash,
+    user.role,
+    JSON.stringify(user.products),
+    JSON.stringify(user.scopes),
+    user.createdAt,
+    user.updatedAt,
+    user.rateLimitPerMinute,
+    user.rateLimitPerDay,
+    user.maxActiveKeys,
+  ];
+}
+
 export function insertUserStatement(db: D1Database, user: UserRecord): D1PreparedStatement {
   return db
-    .prepare(
-      `INSERT INTO users (id, email, password_hash, role, products, scopes, created_at, updated_at, rate_limit_per_minute, rate_limit_per_day, max_active_keys)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .bind(
-      user.id,
-      user.email,
-      user.passwordHash,
-      user.role,
-      JSON.stringify(user.products),
-      JSON.stringify(user.scopes),
-      user.createdAt,
-      user.updatedAt,
-      user.rateLimitPerMinute,
-      user.rateLimitPerDay,
-      user.maxActiveKeys,
-    );
+    .prepare(`INSERT INTO users (id, ${WRITTEN_COLUMNS.join(", ")}) VALUES (?${", ?".repeat(WRITTEN_COLUMNS.length)})`)
+    .bind(user.id, ...writtenValues(user));
 }
 
 // ---- Admin users API ----
-
-/** Oldest first, so a listing is stable as users are added. */
-export async function listUsers(db: D1Database): Promise<UserRecord[]> {
-  const { results } = await db.prepare("SELECT * FROM users ORDER BY created_at, id").all<UserRow>();
-  return results.map(rowToUser);
-}
 
 export interface UserPageQuery {
   /** The sort key (createdAt, id) of the last user of the previous page. */
@@ -119,24 +127,11 @@ export function listUserPage(db: D1Database, query: UserPageQuery): Promise<Page
   return readPage(db, userPageQuery(query), query.limit, rowToUser, (row: UserRow) => [row.created_at, row.id] as const);
 }
 
+/** Every column of the row (created_at is never changed by the API, so writing it back is a no-op). */
 export function updateUserStatement(db: D1Database, user: UserRecord): D1PreparedStatement {
   return db
-    .prepare(
-      `UPDATE users SET email = ?, password_hash = ?, role = ?, products = ?, scopes = ?, updated_at = ?,
-       rate_limit_per_minute = ?, rate_limit_per_day = ?, max_active_keys = ? WHERE id = ?`,
-    )
-    .bind(
-      user.email,
-      user.passwordHash,
-      user.role,
-      JSON.stringify(user.products),
-      JSON.stringify(user.scopes),
-      user.updatedAt,
-      user.rateLimitPerMinute,
-      user.rateLimitPerDay,
-      user.maxActiveKeys,
-      user.id,
-    );
+    .prepare(`UPDATE users SET ${WRITTEN_COLUMNS.map((column) => `${column} = ?`).join(", ")} WHERE id = ?`)
+    .bind(...writtenValues(user), user.id);
 }
 
 export function deleteUserStatement(db: D1Database, id: string): D1PreparedStatement {
