@@ -188,8 +188,11 @@ export function errorBody(err: GatewayError, format: ErrorFormat, requestId: str
   const spec: ErrorSpec = ERRORS[err.code];
   if (format === "compact") return { error: spec.compact ?? err.message };
   const body: Record<string, unknown> = { error: STATUS_TITLES[err.status], code: err.code, message: err.message, hint: spec.hint, requestId };
-  // Details follow, and never overwrite the fields every client relies on.
-  for (const [name, value] of Object.entries(err.details ?? {})) if (!Object.hasOwn(body, name)) body[name] = value;
+  // Details follow, and never overwrite the fields every client relies on. Defined, not assigned:
+  // a detail named "__proto__" is a field like any other, never the body's prototype.
+  for (const [name, value] of Object.entries(err.details ?? {})) {
+    if (!Object.hasOwn(body, name)) Object.defineProperty(body, name, { value, enumerable: true, writable: true, configurable: true });
+  }
   return body;
 }
 

@@ -88,6 +88,15 @@ describe("errorBody, detailed", () => {
     expect(body).toMatchObject({ error: "Forbidden", code: "API_KEY_SCOPE_MISSING", message: "custom", requiredScope: "defi:swap" });
   });
 
+  it("adds a detail named __proto__ as a field, never as the body's prototype (the property test's counterexample)", () => {
+    const details = JSON.parse('{"__proto__": false, "field": "x"}') as Record<string, unknown>;
+    const body = errorBody(new GatewayError("AUTH_MISSING", { details }), "detailed", REQUEST_ID);
+    expect(Object.getPrototypeOf(body)).toBe(Object.prototype);
+    expect(Object.hasOwn(body, "__proto__")).toBe(true);
+    expect(JSON.parse(JSON.stringify(body))).toMatchObject({ code: "AUTH_MISSING", field: "x" });
+    expect(JSON.stringify(body)).toContain('"__proto__":false');
+  });
+
   it.each([
     ["ROUTE_NOT_FOUND", "Not Found"],
     ["PAYLOAD_TOO_LARGE", "Payload Too Large"],
