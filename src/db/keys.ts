@@ -148,26 +148,10 @@ export function listKeyPage(db: D1Database, query: KeyPageQuery): Promise<Page<K
   return readPage(db, keyPageQuery(query), query.limit, rowToKey, (row: KeyRow) => [row.created_at, row.id] as const);
 }
 
-/** The columns an edit may change, as SQL values, in one order (for INSERT; a PATCH writes only what it names: KeyChanges). */
-const EDITABLE_COLUMNS =
+/** Every column of a new row, and its values in the same order (a PATCH writes only what it names: KeyChanges). */
+const INSERT_COLUMNS =
+  "id, prefix, hash, format, env, created_at, last_used_at, rotated_to, grace_until, lineage_id, version, status_set_by, expires_set_by, " +
   "name, owner_id, status, updated_at, expires_at, rate_limit_per_minute, rate_limit_per_day, ip_allowlist, products, scopes";
-
-function editableValues(key: KeyRecord): (string | number | null)[] {
-  return [
-    key.name,
-    key.ownerId,
-    key.status,
-    key.updatedAt,
-    key.expiresAt,
-    key.rateLimitPerMinute,
-    key.rateLimitPerDay,
-    JSON.stringify(key.ipAllowlist),
-    JSON.stringify(key.products),
-    JSON.stringify(key.scopes),
-  ];
-}
-
-const INSERT_COLUMNS = `id, prefix, hash, format, env, created_at, last_used_at, rotated_to, grace_until, lineage_id, version, status_set_by, expires_set_by, ${EDITABLE_COLUMNS}`;
 
 function insertValues(key: KeyRecord): (string | number | null)[] {
   return [
@@ -184,7 +168,16 @@ function insertValues(key: KeyRecord): (string | number | null)[] {
     key.version,
     key.statusSetBy,
     key.expiresSetBy,
-    ...editableValues(key),
+    key.name,
+    key.ownerId,
+    key.status,
+    key.updatedAt,
+    key.expiresAt,
+    key.rateLimitPerMinute,
+    key.rateLimitPerDay,
+    JSON.stringify(key.ipAllowlist),
+    JSON.stringify(key.products),
+    JSON.stringify(key.scopes),
   ];
 }
 

@@ -93,11 +93,6 @@ export async function revokeUserTokens(env: LimiterEnv, userId: string): Promise
   await setCredentialState(env, limiterNames.user(userId), { status: "revoked", notAfter: null });
 }
 
-/** Counts for usage stats: this minute, today, and the last 31 UTC days. */
-export async function readUsage(env: LimiterEnv, name: string) {
-  return limiterStub(env, name).usage();
-}
-
 /**
  * A key lineage's live counts, from where they are kept: its own object, or
  * its owner's while the owner has owner-level limits (the lineage's object says so).
