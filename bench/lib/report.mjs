@@ -1,90 +1,125 @@
-// Ratios, targets, the printed table and bench/results.json.
+// Medians over rounds, targets, the printed tables and bench/results.json.
 import { cpus, loadavg, platform, release } from 'node:os';
 import { writeFileSync } from 'node:fs';
 
-/** Throughput ratio of `scenario` to `baseline`, rounded; null when either is missing. */
-export function ratio(scenario, baseline) {
-  if (!scenario || !baseline || baseline.reqPerSec === 0) return null;
-  return Math.round((scenario.reqPerSec / baseline.reqPerSec) * 100) / 100;
-}
+/** Share of checked answers below which a sample's numbers are not trusted. */
+export const MIN_CORRECT = 0.999;
 
-/** Share of expected statuses below which a scenario's numbers are not trusted. */
-const MIN_CORRECT = 0.99;
+const round = (value, digits = 2) => (value === null || value === undefined || !Number.isFinite(value) ? null : Number(value.toFixed(digits)));
 
-/** Baseline CPU per request over the scenario's: the throughput ratio when CPU-bound. */
-function cpuRatio(scenario, baseline) {
-  if (!scenario?.cpuMsPerRequest || !baseline?.cpuMsPerRequest) return null;
-  return Math.round((baseline.cpuMsPerRequest / scenario.cpuMsPerRequest) * 100) / 100;
+/** Median, min and max of numbers (nulls dropped); nulls when there are none. */
+export function spread(values) {
+  const sorted = values.filter((v) => v !== null && Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return { median: null, min: null, max: null };
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { median, min: sorted[0], max: sorted[sorted.length - 1] };
 }
 
 /**
- * The issue's targets, judged on numbers from the same run.
- * @param {Record<string, any>} s scenarios by id
+ * Per scenario, medians [min–max] over its rounds.
+ * @param {Record<string, { label: string, samples: any[] }>} scenarios
  */
-export function judgeTargets(s) {
-  const throughput = (name, id, baseline, threshold) => ({
-    name,
-    rule: `req/s (${id}) >= ${threshold} x (${baseline})`,
-    value: ratio(s[id], s[baseline]),
-    threshold,
-    atLeast: true,
-    ids: [id, baseline],
-    // What the ratio would be if workerd's CPU were the only bound: steadier on a busy machine.
-    cpuBoundEstimate: cpuRatio(s[id], s[baseline]),
+export function summarize(scenarios) {
+  return Object.entries(scenarios).map(([id, { label, samples }]) => {
+    const of = (field) => spread(samples.map((s) => s[field]));
+    const statusCodes = {};
+    for (const s of samples) for (const [code, n] of Object.entries(s.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n;
+    const faults = {};
+    for (const s of samples) for (const [fault, n] of Object.entries(s.faults)) faults[fault] = (faults[fault] ?? 0) + n;
+    return {
+      id,
+      label,
+      rounds: samples.length,
+      reqPerSec: of('reqPerSec'),
+      p50Ms: of('p50Ms'),
+      p99Ms: of('p99Ms'),
+      cpuMsPerRequest: of('cpuMsPerRequest'),
+      requests: samples.reduce((sum, s) => sum + s.requests, 0),
+      correct: Math.min(...samples.map((s) => s.correct)),
+      statusCodes,
+      faults,
+    };
   });
-  const targets = [
-    throughput('warm API key vs bare proxy + DO', 'c', 'b2', 0.85),
-    throughput('ES256 JWT vs bare proxy + DO', 'e', 'b2', 0.75),
-    throughput('format-refused vs bare proxy', 'f', 'b', 0.9),
-    throughput('keygate warm vs naive D1', 'c', 'g', 2),
-    {
-      name: 'cold key lookup latency',
-      rule: 'p50 (d) <= 2 x p50 (c)',
-      value: s.c && s.d && s.c.p50Ms > 0 ? Math.round((s.d.p50Ms / s.c.p50Ms) * 100) / 100 : null,
-      threshold: 2,
-      atLeast: false,
-      ids: ['c', 'd'],
-    },
-  ];
-  return targets.map(({ atLeast, ids, ...target }) => {
-    // A fast wrong answer is not a result: any scenario with unexpected statuses fails its targets.
-    const wrong = ids.filter((id) => s[id] && s[id].correct < MIN_CORRECT);
-    if (wrong.length > 0) return { ...target, met: false, note: `unexpected statuses in ${wrong.join(', ')}` };
-    // null: a scenario it needs was not run.
-    if (target.value === null) return { ...target, met: null };
-    return { ...target, met: atLeast ? target.value >= target.threshold : target.value <= target.threshold };
-  });
+}
+
+/**
+ * Ratios of one scenario to another taken round by round (each pair measured
+ * next to each other), then their median [min–max].
+ * @param {any[]} a samples of the scenario @param {any[]} b samples of the baseline
+ * @param {(a: any, b: any) => number | null} of
+ */
+export function pairedRatio(a, b, of) {
+  const ratios = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) ratios.push(of(a[i], b[i]));
+  return spread(ratios);
+}
+
+export const throughputRatio = (a, b) => (b.reqPerSec > 0 ? a.reqPerSec / b.reqPerSec : null);
+/** The baseline's CPU per request over the scenario's: what the throughput ratio would be if workerd's CPU were the only bound. */
+export const cpuRatio = (a, b) => (a.cpuMsPerRequest > 0 && b.cpuMsPerRequest !== null ? b.cpuMsPerRequest / a.cpuMsPerRequest : null);
+export const ratioOf = (field) => (a, b) => (b[field] > 0 ? a[field] / b[field] : null);
+
+/**
+ * A target judged on a value; `met` is null when the value could not be measured,
+ * and false whenever a scenario it rests on gave a wrong answer.
+ */
+export function target({ id, metric, value, range, target: threshold, atMost = false, wrong = [] }) {
+  const v = round(value);
+  const met = wrong.length > 0 ? false : v === null ? null : atMost ? v <= threshold : v >= threshold;
+  return {
+    id,
+    metric,
+    value: v,
+    ...(range ? { range: [round(range.min), round(range.max)] } : {}),
+    target: threshold,
+    comparison: atMost ? '<=' : '>=',
+    met,
+    ...(wrong.length > 0 ? { note: `wrong answers in ${wrong.join(', ')}` } : {}),
+  };
 }
 
 const pad = (value, width, right = false) => (right ? String(value).padStart(width) : String(value).padEnd(width));
 const fixed = (value, digits = 0) => (value === null || value === undefined ? '-' : Number(value).toFixed(digits));
+const ranged = ({ median, min, max }, digits = 0) => (median === null ? '-' : `${fixed(median, digits)} [${fixed(min, digits)}–${fixed(max, digits)}]`);
 
-/** @param {any[]} rows scenario results with id, label, and ratios */
-export function printTable(rows) {
-  const header = ['', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'x (b)', 'x (b2)', 'CPU ms/req', 'statuses'];
-  const lines = rows.map((row) => [
-    row.id,
-    row.label,
-    fixed(row.reqPerSec),
-    fixed(row.p50Ms),
-    fixed(row.p99Ms),
-    fixed(row.ratioToBare, 2),
-    fixed(row.ratioToBareDo, 2),
-    fixed(row.cpuMsPerRequest, 2),
-    Object.entries(row.statusCodes).map(([code, n]) => `${code}:${n}`).join(' ') + (row.errors ? ` errors:${row.errors}` : ''),
-  ]);
+function printGrid(header, lines, rightFrom = 2) {
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => String(line[i]).length)));
-  const format = (line) => line.map((cell, i) => pad(cell, widths[i], i >= 2 && i <= 7)).join('  ');
+  const format = (line) => line.map((cell, i) => pad(cell, widths[i], i >= rightFrom)).join('  ');
   console.log(format(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const line of lines) console.log(format(line));
 }
 
+/** The scenarios: medians [min–max] over rounds. */
+export function printScenarios(rows) {
+  printGrid(
+    ['', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req', 'checked'],
+    rows.map((row) => [
+      row.id,
+      row.label,
+      ranged(row.reqPerSec),
+      ranged(row.p50Ms, row.p50Ms.median < 10 ? 2 : 0),
+      ranged(row.p99Ms, row.p99Ms.median < 10 ? 2 : 0),
+      ranged(row.cpuMsPerRequest, 2),
+      `${row.requests} ${row.correct >= MIN_CORRECT ? 'ok' : `WRONG ${JSON.stringify(row.faults)}`}`,
+    ]),
+  );
+}
+
+/** The cost model: operations counted per request, and their price. */
+export function printCosts(costs) {
+  printGrid(
+    ['', 'scenario', 'DO calls', 'DO rows read', 'DO rows written', 'D1 queries', 'D1 rows read', 'D1 rows written', 'CPU ms', 'USD / M req'],
+    costs.map((c) => [c.id, c.label, fixed(c.doCalls, 2), fixed(c.doRowsRead, 2), fixed(c.doRowsWritten, 2), fixed(c.d1Queries, 2), fixed(c.d1RowsRead, 2), fixed(c.d1RowsWritten, 2), fixed(c.cpuMs, 2), fixed(c.usdPerMillion, 3)]),
+  );
+}
+
 export function printTargets(targets) {
   for (const t of targets) {
-    const estimate = t.cpuBoundEstimate === undefined ? '' : `; by CPU per request ${fixed(t.cpuBoundEstimate, 2)}`;
     const verdict = t.met === null ? 'n/a  ' : t.met ? 'met  ' : 'UNMET';
-    console.log(`${verdict}  ${t.name}: ${t.rule}  (got ${fixed(t.value, 2)}${estimate})${t.note ? ` — ${t.note}` : ''}`);
+    const range = t.range ? ` [${fixed(t.range[0], 2)}–${fixed(t.range[1], 2)}]` : '';
+    console.log(`${verdict}  ${t.id}: ${t.metric} ${t.comparison} ${t.target}  (got ${fixed(t.value, 2)}${range})${t.note ? ` — ${t.note}` : ''}`);
   }
 }
 
@@ -94,9 +129,11 @@ export function machine() {
     cores: cpus().length,
     os: `${platform()} ${release()}`,
     node: process.version,
-    loadAverage1mAtStart: Math.round(loadavg()[0] * 100) / 100,
   };
 }
+
+/** The 1-minute load average, rounded. */
+export const load1m = () => Math.round(loadavg()[0] * 100) / 100;
 
 export function writeResults(path, results) {
   writeFileSync(path, `${JSON.stringify(results, null, 2)}\n`);
