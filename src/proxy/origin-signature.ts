@@ -59,6 +59,10 @@ export const SIGNATURE_LABEL = "keygate";
 export const DEFAULT_KEY_ID = "keygate";
 const ALG = "hmac-sha256";
 const DERIVED_COMPONENTS = ["@method", "@authority", "@path", "@query"];
+/** The derived components as a structured-field inner list's items, quoted once. */
+const QUOTED_DERIVED = DERIVED_COMPONENTS.map((name) => `"${name}"`).join(" ");
+/** Header components covered whenever present, in this order: the body digest, then identity. */
+const SIGNED_HEADERS = ["content-digest", ...IDENTITY_HEADERS];
 /** What an origin needs to trust a call: where it goes and who made it. */
 const REQUIRED_COMPONENTS = [...DERIVED_COMPONENTS, "x-auth-method", "x-auth-product", "x-request-id"];
 /** The only signature parameters accepted, with their structured-field type. */
@@ -107,9 +111,13 @@ export async function signOriginRequest(
   const { headers, created, nonce } = request;
   if (!Number.isSafeInteger(created) || created < 0) throw new TypeError(`created must be whole epoch seconds, got ${created}`);
   const components = [...DERIVED_COMPONENTS];
-  if (headers.has("content-digest")) components.push("content-digest");
-  for (const name of IDENTITY_HEADERS) if (headers.has(name)) components.push(name);
-  const params = `(${components.map(sfString).join(" ")});created=${created};nonce=${sfString(nonce)};keyid=${sfString(keyId)};alg="${ALG}"`;
+  let covered = QUOTED_DERIVED;
+  for (const name of SIGNED_HEADERS) {
+    if (!headers.has(name)) continue;
+    components.push(name);
+    covered += ` "${name}"`; // constant lowercase names: nothing to escape
+  }
+  const params = `(${covered});created=${created};nonce=${sfString(nonce)};keyid=${sfString(keyId)};alg="${ALG}"`;
   const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(signatureBase(request, components, params)));
   // set, not append: a Signature the client sent must not travel next to ours
   headers.set("Signature-Input", `${SIGNATURE_LABEL}=${params}`);
