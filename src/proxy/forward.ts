@@ -2,11 +2,12 @@ import type { Principal } from "../auth/principal";
 import { principalScopes } from "../auth/principal";
 import type { Product } from "../db/products";
 import { GatewayError } from "../errors";
-import { clientResponseHeaders, originRequestHeaders } from "./forwarded-headers";
+import { spliceAuthMethod } from "./auth-method-splice";
+import { originRequestHeaders, stripHopByHopResponseHeaders } from "./forwarded-headers";
 import { contentDigest, signOriginRequest } from "./origin-signature";
 import { relativePath } from "./route-match";
 
-/** Bodies up to this size are rewritten to carry authMethod. */
+/** JSON-object bodies up to this size get authMethod spliced in; larger ones stream through as sent. */
 export const INJECT_MAX_BYTES = 1_048_576;
 
 export interface ForwardOptions {
@@ -66,16 +67,7 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
 
   let response: Response;
   try {
-    response = await fetchHeaders(
-      target,
-      {
-        method: request.method,
-        headers,
-        body: requestBody,
-        redirect: "manual",
-      },
-      options.timeoutMs,
-    );
+    response = await fetchHeaders(target, request.method, headers, requestBody, options.timeoutMs);
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
     console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut, error: String(error) }));
@@ -87,18 +79,15 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
     console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut: false, error: `interim status ${response.status}` }));
     throw new GatewayError("ORIGIN_UNAVAILABLE");
   }
-  const responseHeaders = clientResponseHeaders(response.headers);
-  let body: BodyInit | null = response.body;
-  if (product.injectAuthMethod) {
-    try {
-      body = await injectAuthMethod(response, responseHeaders, principal.method);
-    } catch (error) {
-      // The origin broke off while its JSON body was being read: nothing was sent to the client yet.
-      console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut: false, error: String(error) }));
-      throw new GatewayError("ORIGIN_UNAVAILABLE");
-    }
-  }
-  return new Response(body, { status: response.status, statusText: response.statusText, headers: responseHeaders });
+  // The origin's answer passed on: status, statusText and headers copied once, into headers
+  // the gateway may still change. A body the splice rewrites streams as it arrives, so an
+  // origin that breaks off midway errors the client's read (its status was already sent).
+  const spliced = product.injectAuthMethod && splicesAuthMethod(request.method, response);
+  const client = new Response(spliced ? spliceAuthMethod(response.body!, principal.method, INJECT_MAX_BYTES) : response.body, response);
+  stripHopByHopResponseHeaders(client.headers);
+  // The spliced length is known only at the end.
+  if (spliced) client.headers.delete("content-length");
+  return client;
 }
 
 /**
@@ -116,93 +105,27 @@ async function bufferedBody(body: ReadableStream | ArrayBuffer | null): Promise<
  * The timer stops once they arrive: a fetch whose signal aborts later also
  * errors the body, which would cut a long download or event stream midway.
  */
-async function fetchHeaders(target: URL, init: RequestInit, timeoutMs: number): Promise<Response> {
+async function fetchHeaders(target: URL, method: string, headers: Headers, body: ArrayBuffer | null, timeoutMs: number): Promise<Response> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DOMException("The origin did not answer in time", "TimeoutError")), timeoutMs);
   try {
-    return await fetch(target, { ...init, signal: controller.signal });
+    return await fetch(target, { method, headers, body, redirect: "manual", signal: controller.signal });
   } finally {
     clearTimeout(timer);
   }
 }
 
 /**
- * Adds "authMethod" to a JSON-object body of at most INJECT_MAX_BYTES; any
- * other body (not JSON, not an object, too large, unparsable) passes through
- * untouched and streamed.
+ * Whether the body gets "authMethod" spliced in (SPEC): an application/json
+ * body (with or without parameters) not declared over INJECT_MAX_BYTES. The
+ * splice itself leaves anything but one JSON object within the cap as sent.
+ * HEAD, 204 and 304 answers have no body to change.
  */
-async function injectAuthMethod(response: Response, headers: Headers, method: Principal["method"]): Promise<BodyInit | null> {
-  const type = headers.get("content-type") ?? "";
-  const length = Number(headers.get("content-length") ?? NaN);
-  if (!response.body || !/^application\/json\s*(;|$)/i.test(type) || length > INJECT_MAX_BYTES) return response.body;
-
-  let bytes: Uint8Array;
-  if (Number.isFinite(length)) {
-    bytes = new Uint8Array(await response.arrayBuffer()); // declared and within the cap: read natively, in one go
-  } else {
-    const { chunks, size, rest } = await readUpTo(response.body, INJECT_MAX_BYTES);
-    bytes = concat(chunks, size);
-    if (rest) return prepend(bytes, rest); // larger than the cap: stream it all through
-  }
-  try {
-    const text = new TextDecoder().decode(bytes);
-    const value: unknown = JSON.parse(text);
-    if (value === null || typeof value !== "object" || Array.isArray(value)) return bytes;
-    headers.delete("content-length");
-    return withAuthMethod(text, value as Record<string, unknown>, method);
-  } catch {
-    return bytes;
-  }
+function splicesAuthMethod(method: string, response: Response): boolean {
+  if (!response.body || method === "HEAD" || response.status === 204 || response.status === 304) return false;
+  const headers = response.headers;
+  if (!JSON_TYPE.test(headers.get("content-type") ?? "")) return false;
+  return !(Number(headers.get("content-length") ?? NaN) > INJECT_MAX_BYTES);
 }
 
-/**
- * The origin's JSON text with the field spliced in before its closing brace,
- * so nothing else changes: re-serializing would round integers past 2^53
- * (ids) and rewrite numbers and escapes. An origin's own authMethod is
- * replaced, which needs a re-serialization to avoid a duplicate key.
- */
-function withAuthMethod(text: string, value: Record<string, unknown>, method: Principal["method"]): string {
-  if (Object.hasOwn(value, "authMethod")) return JSON.stringify({ ...value, authMethod: method });
-  const open = text.trimEnd().slice(0, -1); // a JSON object's text ends with "}"
-  const separator = Object.keys(value).length === 0 ? "" : ",";
-  return `${open}${separator}"authMethod":${JSON.stringify(method)}}`;
-}
-
-async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number) {
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return { chunks, size, rest: undefined };
-    chunks.push(value);
-    size += value.byteLength;
-    if (size > limit) return { chunks, size, rest: reader };
-  }
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
-function prepend(head: Uint8Array, rest: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      controller.enqueue(head);
-    },
-    async pull(controller) {
-      const { done, value } = await rest.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    cancel(reason) {
-      return rest.cancel(reason);
-    },
-  });
-}
+const JSON_TYPE = /^application\/json\s*(;|$)/i;

@@ -76,13 +76,18 @@ export function originRequestHeaders(client: Headers): Headers {
   return kept;
 }
 
-/** The origin's response headers minus hop-by-hop ones and those its Connection header names. */
-export function clientResponseHeaders(origin: Headers): Headers {
-  const nominated = connectionNominated(origin);
-  const kept = new Headers();
-  for (const [name, value] of origin) {
+/**
+ * Removes, in place, the hop-by-hop headers of an origin's response and those
+ * its Connection header names: the client's response is the origin's own,
+ * passed on, so only what must not travel is taken out.
+ */
+export function stripHopByHopResponseHeaders(headers: Headers): void {
+  const nominated = connectionNominated(headers);
+  // Names first, deletions after: a Headers must not change while it is iterated.
+  let doomed: string[] | undefined;
+  for (const name of headers.keys()) {
     const canonical = canonicalHeaderName(name);
-    if (!HOP_BY_HOP_RESPONSE.has(canonical) && !nominated.has(canonical)) kept.append(name, value);
+    if (HOP_BY_HOP_RESPONSE.has(canonical) || nominated.has(canonical)) (doomed ??= []).push(name);
   }
-  return kept;
+  if (doomed) for (const name of doomed) headers.delete(name);
 }

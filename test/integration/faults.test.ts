@@ -19,7 +19,7 @@ import {
 import { createKey, createProduct, json, ORIGIN } from "../helpers/harness";
 import { nowSeconds, uniqueSubject } from "../helpers/jwt";
 import { storedCounters } from "../helpers/limiter";
-import { echo, stubOrigin } from "../helpers/origin";
+import { echo, stubOrigin, type OriginHandler } from "../helpers/origin";
 import { createUser } from "../helpers/users";
 
 /**
@@ -203,16 +203,22 @@ describe("origin faults", () => {
     expect((await storedCounters(`key:${record.id}`)).minute?.count, "the call was admitted before the origin failed").toBe(1);
   }, FAULT_TIMEOUT_MS);
 
-  it("answers 502 ORIGIN_UNAVAILABLE when a JSON origin resets while keygate reads it to inject authMethod", async () => {
-    quiet();
-    origin = stubOrigin(resettingOrigin(4096, "application/json"));
+  // The authMethod splice streams: status and headers go out before the body is read, so an
+  // origin that resets midway can no longer be answered with a 502; the client's read fails instead.
+  it.each([
+    ["a JSON object cut off while authMethod is being spliced in", () => resettingJsonObject(4096)],
+    ["a JSON body that is no object", () => resettingOrigin(4096, "application/json")],
+  ])("ends the client's read with an error, not a hang, when a JSON origin resets mid-stream: %s", async (_label, resetting) => {
+    origin = stubOrigin(resetting());
     const product = await createProduct();
-    const { key } = await createKey();
-    const response = await within(5_000, "response", callWith({}, `${product.pathPrefix}/stream`, withKey(key)));
-    const body = await within(5_000, "body read", json(response));
-    expect(response.status, JSON.stringify(body)).toBe(502);
-    expect(body.code).toBe("ORIGIN_UNAVAILABLE");
+    const { key, record } = await createKey();
+    const response = await within(5_000, "response headers", callWith({}, `${product.pathPrefix}/stream`, withKey(key)));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-auth-method")).toBe("api_key");
     expect(response.headers.get("content-type")).toBe("application/json");
+    const outcome = await within(5_000, "body read", response.arrayBuffer().then((bytes) => `ended after ${bytes.byteLength} bytes`, (error: unknown) => `rejected: ${String(error)}`));
+    expect(outcome).toMatch(/^rejected: /);
+    expect((await storedCounters(`key:${record.id}`)).minute?.count, "the call was admitted before the origin failed").toBe(1);
   }, FAULT_TIMEOUT_MS);
 
   it("answers 504 within ORIGIN_TIMEOUT_MS when the origin never answers at all", async () => {
@@ -296,6 +302,27 @@ describe("JWKS endpoint faults through the gateway", () => {
     expect(origin.received.filter((request) => request.url.startsWith(ORIGIN))).toHaveLength(2);
   }, FAULT_TIMEOUT_MS);
 });
+
+/** An origin whose JSON object (`{"d":"xxxx…`) breaks off after `bytesBeforeReset` bytes: its connection resets. */
+function resettingJsonObject(bytesBeforeReset: number): OriginHandler {
+  return () => {
+    const head = new TextEncoder().encode('{"d":"');
+    const body = new Uint8Array(bytesBeforeReset).fill(120);
+    body.set(head);
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(body);
+        },
+        async pull(controller) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          controller.error(new Error("Network connection lost."));
+        },
+      }),
+      { status: 200, headers: { "Content-Type": "application/json" } },
+    );
+  };
+}
 
 /** `size` bytes of one JSON object: `{"d":"` + hex digits + `"}`. */
 function jsonObjectStream(size: number, head: Uint8Array): ReadableStream<Uint8Array> {

@@ -5,6 +5,7 @@ import { app } from "../../src/app";
 import { toHex } from "../../src/auth/key-format";
 import { INJECT_MAX_BYTES } from "../../src/proxy/forward";
 import { memoryReplayStore, verifyOriginSignature } from "../../src/proxy/origin-signature";
+import { within } from "../helpers/faults";
 import { call, createKey, createProduct, GATEWAY, json, ORIGIN, uniqueSlug } from "../helpers/harness";
 import { stubOrigin, type OriginHandler, type ReceivedRequest } from "../helpers/origin";
 
@@ -346,13 +347,85 @@ describe("authMethod injection", () => {
     const text = '{"id": 12345678901234567890, "price": 1.10, "name": "caf\\u00e9"}\n';
     const response = await proxied(() => new Response(text, { headers: { "Content-Type": "application/json" } }));
     const body = await response.text();
-    expect(body).toBe('{"id": 12345678901234567890, "price": 1.10, "name": "caf\\u00e9","authMethod":"api_key"}');
+    // The trailing newline too: the field goes in before the closing brace, and nothing after it changes.
+    expect(body).toBe('{"id": 12345678901234567890, "price": 1.10, "name": "caf\\u00e9","authMethod":"api_key"}\n');
     expect(JSON.parse(body)).toMatchObject({ name: "café", authMethod: "api_key" });
   });
 
   it("injects into an empty object and overrides an origin's own authMethod", async () => {
     expect(await (await proxied(() => jsonResponse({}))).json()).toEqual({ authMethod: "api_key" });
     expect(await (await proxied(() => jsonResponse({ authMethod: "origin's", a: 1 }))).json()).toEqual({ authMethod: "api_key", a: 1 });
+  });
+
+  it("replaces an origin's own top-level authMethod in place, escaped spellings and duplicates too, keeping every other byte", async () => {
+    const text = '{"a": 1, "authMethod": {"nested": ["}"]}, "b": [2], "auth\\u004dethod": "x", "c": {"authMethod": "inner"}}';
+    const response = await proxied(() => new Response(text, { headers: { "Content-Type": "application/json" } }));
+    expect(await response.text()).toBe('{"a": 1, "authMethod": "api_key", "b": [2], "auth\\u004dethod": "api_key", "c": {"authMethod": "inner"}}');
+  });
+
+  it("sends a spliced JSON answer without Content-Length, its length being known only at the end", async () => {
+    const text = JSON.stringify({ a: 1, b: "two" });
+    const response = await proxied(() => new Response(text, { headers: { "Content-Type": "application/json", "Content-Length": String(text.length) } }));
+    expect(response.headers.get("content-length")).toBeNull();
+    expect(await response.text()).toBe('{"a":1,"b":"two","authMethod":"api_key"}');
+  });
+
+  it("keeps the Content-Length of a JSON answer declared over the cap, and of an answer to HEAD", async () => {
+    const big = new Uint8Array(INJECT_MAX_BYTES + 1).fill(0x20);
+    big[0] = 0x7b;
+    big[INJECT_MAX_BYTES] = 0x7d; // "{", spaces, "}": a JSON object over the cap
+    const declared = await proxied(() => new Response(big, { headers: { "Content-Type": "application/json", "Content-Length": String(big.byteLength) } }));
+    expect(declared.headers.get("content-length")).toBe(String(big.byteLength));
+    expect(await sha256Hex(new Uint8Array(await declared.arrayBuffer()))).toBe(await sha256Hex(big));
+
+    origin = stubOrigin(() => new Response(null, { headers: { "Content-Type": "application/json", "Content-Length": "17" } }));
+    const product = await createProduct();
+    const { key } = await createKey();
+    const head = await call(`${product.pathPrefix}/x`, { method: "HEAD", headers: { "X-API-Key": key } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe("17");
+    expect(await head.text()).toBe("");
+  });
+
+  it("streams a JSON body without Content-Length as it arrives, and over the cap byte-identical", async () => {
+    // The origin holds its body back after the first chunk until the client has read that chunk:
+    // a gateway that buffered before answering would wait forever.
+    const head = new TextEncoder().encode(`{"data":"${"q".repeat(64 * 1024)}`);
+    const tail = new TextEncoder().encode(`${"r".repeat(INJECT_MAX_BYTES)}"}`);
+    let firstRead!: () => void;
+    const clientHasFirst = new Promise<void>((resolve) => (firstRead = resolve));
+    const answered = proxied(() => {
+      let step = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (step === 0) controller.enqueue(head.slice());
+          else if (step === 1) {
+            await clientHasFirst;
+            controller.enqueue(tail.slice());
+          } else controller.close();
+          step++;
+        },
+      });
+      return new Response(body, { headers: { "Content-Type": "application/json" } });
+    });
+    const response = await within(5_000, "response headers, before the origin sends the rest", answered);
+    expect(response.headers.get("content-length")).toBeNull();
+    const reader = response.body!.getReader();
+    const received: Uint8Array[] = [];
+    let size = 0;
+    while (size < head.byteLength) {
+      const { done, value } = await within(5_000, "the first chunk, before the origin sends the rest", reader.read());
+      if (done) break;
+      received.push(value);
+      size += value.byteLength;
+    }
+    expect(size, "the first chunk, before the origin sent the rest").toBe(head.byteLength);
+    firstRead();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) received.push(r.value);
+    const all = new Uint8Array(await new Blob(received).arrayBuffer());
+    const expected = new Uint8Array(await new Blob([head, tail]).arrayBuffer());
+    expect(all.byteLength).toBe(expected.byteLength);
+    expect(await sha256Hex(all)).toBe(await sha256Hex(expected));
   });
 
   it("leaves the body untouched when inject_auth_method is off", async () => {
