@@ -4,8 +4,8 @@
 //
 // It also checks what a gateway sent it, so a gateway that skipped work would
 // fail the bench: it keeps each request's method, URL and headers (cheap, the
-// same for every contender) and, when asked at GET /__origin-stats, verifies
-// every signed one with an independent RFC 9421 implementation
+// same for every contender) and, when asked at GET /__origin-stats?scenario=<id>, verifies
+// every signed one that scenario sent with an independent RFC 9421 implementation
 // (http-message-signatures) and ORIGIN_SIGNING_SECRET from its environment,
 // and checks the identity headers the signature must cover.
 import { createServer } from 'node:http';
@@ -19,8 +19,14 @@ const STATS_PATH = '/__origin-stats';
 const MAX_KEPT = 500_000;
 const secret = process.env.ORIGIN_SIGNING_SECRET;
 
-/** @type {{ method: string, url: string, headers: Record<string, string | string[] | undefined> }[]} */
-let kept = [];
+/**
+ * Requests kept since the last read, by the scenario that sent them (the
+ * bench's x-bench-scenario header, passed on by every contender): a request a
+ * contender was still forwarding when its sample ended is not the next one's.
+ * @type {Map<string, { method: string, url: string, headers: Record<string, string | string[] | undefined> }[]>}
+ */
+let kept = new Map();
+let keptCount = 0;
 let unkept = 0;
 
 /** The identity headers each principal's signature must cover (SPEC section 8). */
@@ -46,11 +52,12 @@ async function verify(request) {
   return verified ? null : 'signature does not verify';
 }
 
-/** Verifies what was kept since the last read, then forgets it. */
-async function stats() {
-  const requests = kept;
+/** Verifies what `scenario` sent since the last read, then forgets everything kept. */
+async function stats(scenario) {
+  const requests = kept.get(scenario) ?? [];
   const notKept = unkept;
-  kept = [];
+  kept = new Map();
+  keptCount = 0;
   unkept = 0;
   let signed = 0;
   let verified = 0;
@@ -66,15 +73,19 @@ async function stats() {
 }
 
 const server = createServer((request, response) => {
-  if (request.url === STATS_PATH) {
-    stats().then((body) => {
+  if (request.url.startsWith(STATS_PATH)) {
+    stats(new URL(request.url, 'http://origin').searchParams.get('scenario') ?? '').then((body) => {
       response.writeHead(200, { 'content-type': 'application/json' });
       response.end(JSON.stringify(body));
     });
     return;
   }
-  if (kept.length < MAX_KEPT) kept.push({ method: request.method, url: `http://${request.headers.host}${request.url}`, headers: request.headers });
-  else unkept += 1;
+  if (keptCount < MAX_KEPT) {
+    const scenario = String(request.headers['x-bench-scenario'] ?? '');
+    if (!kept.has(scenario)) kept.set(scenario, []);
+    kept.get(scenario).push({ method: request.method, url: `http://${request.headers.host}${request.url}`, headers: request.headers });
+    keptCount += 1;
+  } else unkept += 1;
   // Drain any request body before answering, as a real API would.
   request.resume();
   request.on('end', () => {

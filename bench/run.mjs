@@ -22,7 +22,8 @@
 //   h  keygate, many distinct keys (memory)
 //
 // Settings (environment): BENCH_ROUNDS (5), BENCH_DURATION_S (3), BENCH_WARMUP_S (0.5),
-// BENCH_CONNECTIONS (20), BENCH_COUNTED_REQUESTS (300), BENCH_MANY_KEYS (10000),
+// BENCH_CONNECTIONS (20), BENCH_COUNTED_REQUESTS (300), BENCH_MANY_KEYS (5000: one
+// workerd process runs out of SQLite memory near 6,700 live objects),
 // BENCH_MANY_KEYS_MAX_S (180), BENCH_SCENARIOS (all; e.g. "b2,c" while working).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -66,7 +67,7 @@ const settings = {
   warmupSeconds: setting('BENCH_WARMUP_S', 0.5),
   connections: setting('BENCH_CONNECTIONS', 20),
   countedRequests: Math.max(1, setting('BENCH_COUNTED_REQUESTS', 300)),
-  manyKeys: setting('BENCH_MANY_KEYS', 10_000),
+  manyKeys: setting('BENCH_MANY_KEYS', 5_000),
   manyKeysMaxSeconds: setting('BENCH_MANY_KEYS_MAX_S', 180),
 };
 /** Credentials per scenario, sent round-robin: ten keys, ten DO names, ten JWT subjects. */
@@ -147,6 +148,9 @@ const formatRefusal = (status, body, headers) => {
   return headers['x-request-id'] ? null : 'no x-request-id';
 };
 
+/** The mix with the scenario named in a header the origin groups requests by (bench/origin.mjs). */
+const tagged = (mix, id) => mix.map(({ headers }) => ({ headers: { ...headers, 'x-bench-scenario': id } }));
+
 /** What the origin must have received during a sample. */
 function originFault(expects, received) {
   if (expects === 'nothing') return received.requests === 0 ? null : `origin got ${received.requests} requests`;
@@ -222,9 +226,9 @@ async function main() {
       process.stdout.write(`round ${round}/${settings.rounds}:`);
       for (const s of order) {
         await originStats(origin.url); // forget what came before
-        const options = { url: s.worker.url, pid: s.worker.pid, path: PATH, mix: s.mix, check: s.check, ...settings };
+        const options = { url: s.worker.url, pid: s.worker.pid, path: PATH, mix: tagged(s.mix, s.id), check: s.check, ...settings };
         const sample = s.serial ? await measureSerial(options) : await measure(options);
-        const fault = originFault(s.origin, await originStats(origin.url));
+        const fault = originFault(s.origin, await originStats(origin.url, s.id));
         if (fault) {
           sample.faults[fault] = 1;
           sample.correct = 0;

@@ -156,8 +156,8 @@ export async function measureSerial({ url, path, mix, check, durationSeconds, wa
   }
 }
 
-/** Asks the bench origin what it received since the last ask, its signatures verified. */
-export async function originStats(originUrl) {
-  const response = await fetch(`${originUrl}/__origin-stats`);
+/** Asks the bench origin what `scenario` sent it since the last ask, its signatures verified; it then forgets all it kept. */
+export async function originStats(originUrl, scenario = '') {
+  const response = await fetch(`${originUrl}/__origin-stats?scenario=${encodeURIComponent(scenario)}`);
   return response.json();
 }

@@ -35,6 +35,27 @@ export function spliceAuthMethod(body: ReadableStream<Uint8Array>, method: Splic
   );
 }
 
+/**
+ * The same splice over a body already read whole (a small one with a declared
+ * length): one synchronous pass, no stream machinery, which costs more than
+ * such a body does.
+ */
+export function spliceAuthMethodBytes(body: Uint8Array, method: SplicedMethod, maxBytes: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const sink: Sink = { enqueue: (part) => parts.push(part) };
+  const splicer = new AuthMethodSplicer(method, maxBytes);
+  splicer.push(body, sink);
+  splicer.finish(sink);
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
 interface Sink {
   enqueue(chunk: Uint8Array): void;
 }

@@ -2,13 +2,15 @@ import type { Principal } from "../auth/principal";
 import { principalScopes } from "../auth/principal";
 import type { Product } from "../db/products";
 import { GatewayError } from "../errors";
-import { spliceAuthMethod } from "./auth-method-splice";
+import { spliceAuthMethod, spliceAuthMethodBytes } from "./auth-method-splice";
 import { originRequestHeaders, stripHopByHopResponseHeaders } from "./forwarded-headers";
 import { contentDigest, signOriginRequest } from "./origin-signature";
 import { relativePath } from "./route-match";
 
 /** JSON-object bodies up to this size get authMethod spliced in; larger ones stream through as sent. */
 export const INJECT_MAX_BYTES = 1_048_576;
+/** Declared JSON bodies up to this size are read whole and spliced at once (bounded, like a stream's chunk). */
+export const WHOLE_BODY_MAX_BYTES = 16_384;
 
 export interface ForwardOptions {
   product: Product;
@@ -83,11 +85,38 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
   // the gateway may still change. A body the splice rewrites streams as it arrives, so an
   // origin that breaks off midway errors the client's read (its status was already sent).
   const spliced = product.injectAuthMethod && splicesAuthMethod(request.method, response);
-  const client = new Response(spliced ? spliceAuthMethod(response.body!, principal.method, INJECT_MAX_BYTES) : response.body, response);
-  stripHopByHopResponseHeaders(client.headers);
+  if (spliced && Number(response.headers.get("content-length") ?? NaN) <= WHOLE_BODY_MAX_BYTES) {
+    const client = passedOn(await splicedWhole(response, principal.method, requestId, product), response);
+    client.headers.delete("content-length"); // the origin's; the runtime states the spliced body's own
+    return client;
+  }
+  const client = passedOn(spliced ? spliceAuthMethod(response.body!, principal.method, INJECT_MAX_BYTES) : response.body, response);
   // The spliced length is known only at the end.
   if (spliced) client.headers.delete("content-length");
   return client;
+}
+
+/** The client's answer: the origin's status and headers (hop-by-hop ones taken out) with `body`. */
+function passedOn(body: BodyInit | null, response: Response): Response {
+  const client = new Response(body, response);
+  stripHopByHopResponseHeaders(client.headers);
+  return client;
+}
+
+/**
+ * Small JSON answers with a declared length are read whole (at most
+ * WHOLE_BODY_MAX_BYTES) and spliced in one pass: a stream costs more than such
+ * a body. Nothing has been sent yet, so an origin that breaks off is a 502.
+ */
+async function splicedWhole(response: Response, method: Principal["method"], requestId: string, product: Product): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut: false, error: String(error) }));
+    throw new GatewayError("ORIGIN_UNAVAILABLE");
+  }
+  return spliceAuthMethodBytes(bytes, method, INJECT_MAX_BYTES);
 }
 
 /**

@@ -221,6 +221,33 @@ describe("origin faults", () => {
     expect((await storedCounters(`key:${record.id}`)).minute?.count, "the call was admitted before the origin failed").toBe(1);
   }, FAULT_TIMEOUT_MS);
 
+  it("answers 502 ORIGIN_UNAVAILABLE when a small JSON answer with a declared length breaks off: it is read whole before anything is sent", async () => {
+    quiet();
+    origin = stubOrigin(() => {
+      const head = new TextEncoder().encode('{"d":"xxxxxxxx');
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(head);
+          },
+          async pull(controller) {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            controller.error(new Error("Network connection lost."));
+          },
+        }),
+        { status: 200, headers: { "Content-Type": "application/json", "Content-Length": "4096" } },
+      );
+    });
+    const product = await createProduct();
+    const { key, record } = await createKey();
+    const response = await within(5_000, "response", callWith({}, `${product.pathPrefix}/small`, withKey(key)));
+    const body = await within(5_000, "body read", json(response));
+    expect(response.status, JSON.stringify(body)).toBe(502);
+    expect(body.code).toBe("ORIGIN_UNAVAILABLE");
+    expect(response.headers.get("x-ratelimit-limit"), "an authenticated answer: the limit headers").not.toBeNull();
+    expect((await storedCounters(`key:${record.id}`)).minute?.count, "admitted before the origin failed").toBe(1);
+  }, FAULT_TIMEOUT_MS);
+
   it("answers 504 within ORIGIN_TIMEOUT_MS when the origin never answers at all", async () => {
     quiet();
     origin = stubOrigin(hangingOrigin);

@@ -1,11 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { spliceAuthMethod, type SplicedMethod } from "../../../src/proxy/auth-method-splice";
+import { spliceAuthMethod, spliceAuthMethodBytes, type SplicedMethod } from "../../../src/proxy/auth-method-splice";
 
 /**
  * The streaming authMethod splice: examples, then a differential property
  * test against a reference that buffers the whole body and judges it with
- * TextDecoder (fatal) and JSON.parse.
+ * TextDecoder (fatal) and JSON.parse. The whole-body form (small answers
+ * with a declared length) is held to the same reference in the same runs.
  */
 
 const encoder = new TextEncoder();
@@ -525,6 +526,8 @@ const cap = fc.oneof(
 /** The splice's output for `input` in chunks of `sizes` equals the reference's verdict. */
 async function agreesWithReference(input: Uint8Array, sizes: readonly number[], method: SplicedMethod, max: number): Promise<void> {
   const output = concat(await collect(spliceAuthMethod(streamOf(chunked(input, sizes)), method, max)));
+  const whole = spliceAuthMethodBytes(input, method, max);
+  expect(sameBytes(whole, output), `whole-body splice: ${text(whole)} vs streamed ${text(output)}`).toBe(true);
   const expected = reference(input, method, max);
   if (expected === null) {
     expect(sameBytes(output, input), `untouched: ${text(input)} → ${text(output)}`).toBe(true);
