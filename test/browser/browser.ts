@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
-export const CHROMIUM_PATH = '/usr/bin/chromium';
+/** Debian's chromium; KEYGATE_CHROMIUM points elsewhere (scripts/ensure-chromium.mjs checks the same). */
+export const CHROMIUM_PATH = process.env.KEYGATE_CHROMIUM || '/usr/bin/chromium';
 /** Bound on any single wait for the page (an element, a navigation, a dialog). */
 export const WAIT_MS = 15_000;
 export const SCREENSHOT_DIR = 'test-results/browser';
