@@ -138,3 +138,40 @@ export const load1m = () => Math.round(loadavg()[0] * 100) / 100;
 export function writeResults(path, results) {
   writeFileSync(path, `${JSON.stringify(results, null, 2)}\n`);
 }
+
+/** The README's benchmark tables, as markdown, from bench/results.json's contents. */
+export function markdownReport(results) {
+  const r = (spreadValue, digits = 0) =>
+    spreadValue.median === null ? '–' : `${fixed(spreadValue.median, digits)} [${fixed(spreadValue.min, digits)}–${fixed(spreadValue.max, digits)}]`;
+  const load = results.machine.loadAverage1m;
+  const lines = [
+    `${results.date.slice(0, 10)}, ${results.machine.cpu}, ${results.machine.cores} cores, Node ${results.machine.node.replace(/^v/, '')}, ` +
+      `1-minute load average ${load.median} [${load.min}–${load.max}] over the run; ${results.settings.rounds} interleaved rounds of ` +
+      `${results.settings.durationSeconds} s per scenario, ${results.settings.connections} connections. Medians [min–max] over rounds:`,
+    '',
+    '| | scenario | req/s | p50 ms | p99 ms | CPU ms/req |',
+    '| --- | --- | ---: | ---: | ---: | ---: |',
+    ...results.scenarios.map(
+      (s) => `| ${s.id} | ${s.label} | ${r(s.reqPerSec)} | ${r(s.p50Ms, s.p50Ms.median < 10 ? 2 : 0)} | ${r(s.p99Ms, s.p99Ms.median < 10 ? 2 : 0)} | ${r(s.cpuMsPerRequest, 2)} |`,
+    ),
+    '',
+    `Operations per request, counted (cost pass, ${results.settings.countedRequests} calls each), priced with \`bench/prices.mjs\` (${results.prices.date}):`,
+    '',
+    '| | scenario | DO calls | DO rows read | DO rows written | D1 queries | D1 rows read | D1 rows written | CPU ms | USD per million |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...results.costs.map(
+      (c) =>
+        `| ${c.id} | ${c.label} | ${fixed(c.doCalls, 2)} | ${fixed(c.doRowsRead, 2)} | ${fixed(c.doRowsWritten, 2)} | ${fixed(c.d1Queries, 2)} | ${fixed(c.d1RowsRead, 2)} | ${fixed(c.d1RowsWritten, 2)} | ${fixed(c.cpuMs, 2)} | ${fixed(c.usdPerMillion, 3)} |`,
+    ),
+    '',
+    'Targets (same run; ratios are medians of round-by-round ratios [min–max]):',
+    '',
+    '| target | metric | value | wanted | verdict |',
+    '| --- | --- | ---: | ---: | --- |',
+    ...results.targets.map(
+      (t) =>
+        `| ${t.id} | ${t.metric} | ${fixed(t.value, 2)}${t.range ? ` [${fixed(t.range[0], 2)}–${fixed(t.range[1], 2)}]` : ''} | ${t.comparison} ${t.target} | ${t.met === null ? 'n/a' : t.met ? 'met' : '**unmet**'}${t.note ? ` (${t.note})` : ''} |`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}
