@@ -39,7 +39,9 @@ CREATE TABLE products (
   updated_at            TEXT NOT NULL,
   -- Scope rules match the canonical path case-insensitively and ignoring one trailing slash unless set (0002).
   case_sensitive_rules  INTEGER NOT NULL DEFAULT 0 CHECK (case_sensitive_rules IN (0, 1)),
-  strict_trailing_slash INTEGER NOT NULL DEFAULT 0 CHECK (strict_trailing_slash IN (0, 1))
+  strict_trailing_slash INTEGER NOT NULL DEFAULT 0 CHECK (strict_trailing_slash IN (0, 1)),
+  -- Browser origins admitted cross-origin: JSON array of exact origins, or ["*"]; [] = none (0006).
+  cors_origins          TEXT NOT NULL DEFAULT '[]'
 );
 
 -- API keys. Only the SHA-256 of a key is stored; the plaintext is shown once.

@@ -10,7 +10,10 @@ import { existsSync } from 'node:fs';
 const CHROMIUM_PATH = process.env.KEYGATE_CHROMIUM || '/usr/bin/chromium';
 const INSTALL = 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium';
 
-/** How this process could run `INSTALL` as root: directly, through `sudo -n`, or not at all. */
+/**
+ * How this process could run `INSTALL` as root: directly, through `sudo -n`, or not at all.
+ * @returns {[string, string[]] | null}
+ */
 function installer() {
   if (spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status !== 0) return null;
   if (process.getuid?.() === 0) return ['sh', ['-c', INSTALL]];

@@ -10,6 +10,8 @@ export interface AppEnv {
     config: Config;
     /** How errors are rendered: the matched product's format, else detailed. */
     errorFormat: ErrorFormat;
+    /** The matched product's CORS headers (src/proxy/cors.ts), so its error answers carry them too. */
+    corsHeaders: Record<string, string> | undefined;
     /** Who calls keygate's own management endpoints (middleware/caller.ts). */
     caller: import("./middleware/caller").Caller;
   };

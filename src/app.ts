@@ -6,6 +6,7 @@ import { GatewayError, isGatewayError, renderError } from "./errors";
 import { ownBodyLimit } from "./middleware/body-limit";
 import { loadConfig } from "./middleware/config";
 import { requestId } from "./middleware/request-id";
+import { publicCors } from "./proxy/cors";
 import { handleProductCall } from "./gateway";
 import { adminAuditRoutes } from "./routes/admin-audit";
 import { adminProductsRoutes } from "./routes/admin-products";
@@ -18,7 +19,7 @@ import { openapiRoutes } from "./routes/openapi";
 import { usageRoutes } from "./routes/usage";
 
 /**
- * keygate: request id → configuration → keygate's own endpoints (they take
+ * keygate: request id → configuration → CORS of the public documents → keygate's own endpoints (they take
  * priority; their bodies capped at MAX_BODY_BYTES) → everything else is a product call: authenticate → rate-limit →
  * forward. Every error, ours or not, leaves through onError as JSON.
  */
@@ -27,6 +28,8 @@ export const app = new Hono<AppEnv>();
 app.use(requestId());
 app.use(loadConfig());
 app.route("/", healthRoutes);
+// Public documents, readable from any origin; product CORS lives in the product pipeline.
+for (const path of ["/.well-known/jwks.json", "/openapi.json"]) app.use(path, publicCors());
 for (const path of ["/auth/*", "/api/v1/keys", "/api/v1/keys/*", "/api/v1/admin/*"]) app.use(path, ownBodyLimit());
 app.route("/", authRoutes);
 app.route("/", keysRoutes);
@@ -44,7 +47,7 @@ app.onError((err, c) => {
   if (error.code === "INTERNAL_ERROR" || error.code === "CONFIG_INVALID" || !isGatewayError(err)) {
     console.error(JSON.stringify({ event: "error", requestId: c.get("requestId"), error: String(err), stack: (err as Error).stack }));
   }
-  return renderError(error, c.get("errorFormat") ?? "detailed", c.get("requestId") ?? crypto.randomUUID());
+  return renderError(error, c.get("errorFormat") ?? "detailed", c.get("requestId") ?? crypto.randomUUID(), c.get("corsHeaders"));
 });
 
 function toGatewayError(err: unknown): GatewayError {

@@ -92,6 +92,11 @@ export const ERRORS = {
     message: "You are not allowed to do this",
     hint: "Sign in as an admin or as the owner of the resource",
   },
+  CORS_ORIGIN_NOT_ALLOWED: {
+    status: 403,
+    message: "This origin may not call this product from a browser (CORS)",
+    hint: "An admin adds the page's exact origin (scheme://host[:port]) to the product's corsOrigins",
+  },
   JWT_MALFORMED: { status: 401, message: "The token is not a well-formed JWT", hint: "Send a compact JWS" },
   JWT_EXPIRED: { status: 401, message: "The token has expired", hint: "Obtain a new token" },
   JWT_NOT_YET_VALID: { status: 401, message: "The token is not valid yet", hint: "Check the nbf/iat claims and your clock" },

@@ -3,8 +3,10 @@
  * The product pipeline: a call to a product, in the SPEC's order — canonical
  * path → route → credential → key or JWT checks → IP, product, scopes → rate
  * limits → forward. Nothing before the rate-limit step consumes quota, and
- * nothing unauthenticated reaches the origin. Each step returns what the
- * next needs; nothing travels through context variables but the error format.
+ * nothing unauthenticated reaches the origin. A CORS preflight leaves right
+ * after routing, answered here (src/proxy/cors.ts). Each step returns what the
+ * next needs; nothing travels through context variables but what shapes the
+ * error answers: the product's error format and CORS headers.
  */
 import type { Context } from "hono";
 import type { AppEnv } from "./app-env";
@@ -21,8 +23,9 @@ import { checkLimits, type LimitResult } from "./limits/client";
 import { rateLimitHeaders, type LimitCheck } from "./limits/windows";
 import { assertDeclaredLength, readBodyWithin } from "./middleware/body-limit";
 import { canonicalPath } from "./proxy/canonical-path";
+import { applyProductCors, isPreflight, productCorsHeaders, productPreflight } from "./proxy/cors";
 import { forwardToOrigin } from "./proxy/forward";
-import { loadProducts, matchProduct, relativePath } from "./proxy/route-match";
+import { cachedProducts, loadProducts, matchProduct, relativePath } from "./proxy/route-match";
 
 type LimitHeaders = Record<string, string>;
 
@@ -40,9 +43,11 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
   const url = new URL(c.req.url);
   const request = c.req.raw;
   const clientIp = request.headers.get("cf-connecting-ip");
+  // A preflight carries no credentials and is never counted: not even the throttle refuses it.
+  const preflight = isPreflight(request);
 
   // Before any storage lookup: a throttled address costs nothing but memory.
-  assertNotThrottled(c.env, config, clientIp);
+  if (!preflight) assertNotThrottledReadably(c, clientIp, now);
   // One canonical path is routed, authorized and forwarded; what it cannot model is refused before storage.
   const canonical = canonicalPath(url.pathname);
   if (!canonical.ok) throw new GatewayError("PATH_INVALID", { message: `The request path is refused: ${canonical.reason}` });
@@ -50,6 +55,9 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
 
   const product = await routeProduct(c.env.DB, config, path, now);
   c.set("errorFormat", product.errorFormat);
+  if (preflight) return productPreflight(product, request);
+  const cors = productCorsHeaders(product, request);
+  c.set("corsHeaders", cors);
 
   assertDeclaredLength(request, config.maxBodyBytes);
   const call: CallContext = { product, clientIp, method: request.method, relativePath: relativePath(product, path) };
@@ -75,7 +83,29 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
   }
   response.headers.set("X-Auth-Method", principal.method);
   for (const [name, value] of Object.entries(limitHeaders)) response.headers.set(name, value);
+  applyProductCors(response.headers, cors);
   return response;
+}
+
+/**
+ * The throttle check, whose 429 a browser page may read when this isolate
+ * holds the product list: routed from memory only, so a throttled address
+ * still costs no storage lookup (the list is usually warm: the failures that
+ * tripped the throttle loaded it within the minute).
+ */
+function assertNotThrottledReadably(c: Context<AppEnv>, clientIp: string | null, now: number): void {
+  try {
+    assertNotThrottled(c.env, c.get("config"), clientIp, now);
+  } catch (error) {
+    const products = cachedProducts(now);
+    const canonical = products && canonicalPath(new URL(c.req.url).pathname);
+    const product = canonical?.ok ? matchProduct(products!, canonical.path) : undefined;
+    if (product) {
+      c.set("errorFormat", product.errorFormat);
+      c.set("corsHeaders", productCorsHeaders(product, c.req.raw));
+    }
+    throw error;
+  }
 }
 
 /**

@@ -24,6 +24,8 @@ export interface Product {
   caseSensitiveRules: boolean;
   /** A trailing slash makes a different path for the rules (default: one is ignored). */
   strictTrailingSlash: boolean;
+  /** Browser origins admitted cross-origin (src/proxy/cors.ts): exact origins, or ["*"]; [] = none. */
+  corsOrigins: string[];
   createdAt: string;
   updatedAt: string;
 }
@@ -44,6 +46,7 @@ interface ProductRow {
   scope_rules: string;
   case_sensitive_rules: number;
   strict_trailing_slash: number;
+  cors_origins: string;
   created_at: string;
   updated_at: string;
 }
@@ -65,6 +68,7 @@ export function rowToProduct(row: ProductRow): Product {
     scopeRules: parseJsonList<ScopeRule>(row.scope_rules),
     caseSensitiveRules: row.case_sensitive_rules === 1,
     strictTrailingSlash: row.strict_trailing_slash === 1,
+    corsOrigins: parseJsonList<string>(row.cors_origins),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -104,7 +108,7 @@ export async function getProduct(db: D1Database, idOrSlug: string): Promise<Prod
 
 /** The columns an edit may change, as SQL values, in one order for INSERT and UPDATE. */
 const EDITABLE_COLUMNS =
-  "name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods, error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules, case_sensitive_rules, strict_trailing_slash";
+  "name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods, error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules, case_sensitive_rules, strict_trailing_slash, cors_origins";
 
 function editableValues(product: Product): (string | number | null)[] {
   return [
@@ -121,12 +125,13 @@ function editableValues(product: Product): (string | number | null)[] {
     JSON.stringify(product.scopeRules),
     product.caseSensitiveRules ? 1 : 0,
     product.strictTrailingSlash ? 1 : 0,
+    JSON.stringify(product.corsOrigins),
   ];
 }
 
 export function insertProductStatement(db: D1Database, product: Product): D1PreparedStatement {
   return db
-    .prepare(`INSERT INTO products (id, slug, ${EDITABLE_COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    .prepare(`INSERT INTO products (id, slug, ${EDITABLE_COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     .bind(product.id, product.slug, ...editableValues(product), product.createdAt, product.updatedAt);
 }
 

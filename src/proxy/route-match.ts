@@ -37,6 +37,11 @@ export async function loadProducts(db: D1Database, ttlSeconds: number, now: numb
   return products;
 }
 
+/** The cached list, or undefined when this isolate holds none (memory only: for answers that must not touch storage). */
+export function cachedProducts(now: number): Product[] | undefined {
+  return cached && cached.expiresAt > now ? cached.products : undefined;
+}
+
 /** Called after a product changes in this isolate, and by tests that write products directly. */
 export function invalidateProductCache(): void {
   cached = undefined;

@@ -67,6 +67,7 @@ export const adminProductsRoutes = new Hono<AppEnv>()
       scopeRules: body.scopeRules ?? [],
       caseSensitiveRules: body.caseSensitiveRules ?? false,
       strictTrailingSlash: body.strictTrailingSlash ?? false,
+      corsOrigins: body.corsOrigins ?? [],
       createdAt: nowIso(now),
       updatedAt: nowIso(now),
     };

@@ -1,5 +1,6 @@
 import * as z from "../zod";
 import { isValidIpRange } from "../auth/ip-allowlist";
+import { ANY_ORIGIN, corsOriginProblem } from "../proxy/cors";
 import { KEY_FORMAT_NAMES } from "../auth/key-format";
 import { globProblem, MAX_RULE_PATH_LENGTH } from "../auth/scopes";
 import type { AuditPosition } from "../db/audit";
@@ -123,6 +124,27 @@ const scopeRule = z.strictObject({
   scope: z.string().check(z.regex(/^[A-Za-z0-9:._-]{1,100}$/, "must be letters, digits and : . _ - (max 100)")),
 });
 
+const CORS_ORIGINS_DESCRIPTION =
+  'Browser origins admitted cross-origin (CORS): exact origins such as "https://app.example.com" (scheme://host[:port]), or ["*"] for any; ' +
+  "[] (the default) admits none. keygate answers the preflights itself, without credentials and never counted";
+
+/** Each entry an exact origin, or the list exactly ["*"] (any origin, answered without credentials). */
+const corsOrigins = z
+  .array(
+    z.string().check(
+      z.maxLength(300),
+      z.superRefine((origin, ctx) => {
+        const problem = corsOriginProblem(origin);
+        if (problem) ctx.addIssue({ code: "custom", message: problem, input: origin });
+      }),
+    ),
+  )
+  .check(
+    z.maxLength(100),
+    z.refine((list) => !list.includes(ANY_ORIGIN) || list.length === 1, `"${ANY_ORIGIN}" must be the list's only entry`),
+    z.describe(CORS_ORIGINS_DESCRIPTION),
+  );
+
 const productFields = {
   name,
   pathPrefix,
@@ -137,6 +159,7 @@ const productFields = {
   scopeRules: z.optional(z.array(scopeRule).check(z.maxLength(100))),
   caseSensitiveRules: z.optional(z.boolean()),
   strictTrailingSlash: z.optional(z.boolean()),
+  corsOrigins: z.optional(corsOrigins),
 };
 
 export const ProductCreateSchema = z.strictObject({ slug, ...productFields });
@@ -309,6 +332,7 @@ export const ProductViewSchema = z.object({
   scopeRules: z.array(z.object({ method: z.optional(z.string()), path: z.optional(z.string()), scope: z.string() })),
   caseSensitiveRules: z.boolean(),
   strictTrailingSlash: z.boolean(),
+  corsOrigins: z.array(z.string()).check(z.describe(CORS_ORIGINS_DESCRIPTION)),
   createdAt: isoTime,
   updatedAt: isoTime,
 });

@@ -60,6 +60,7 @@ export function productRecord(overrides: Partial<Product> = {}): Product {
     scopeRules: [],
     caseSensitiveRules: false,
     strictTrailingSlash: false,
+    corsOrigins: [],
     createdAt: now,
     updatedAt: now,
     ...overrides,
