@@ -223,21 +223,7 @@ describe("origin faults", () => {
 
   it("answers 502 ORIGIN_UNAVAILABLE when a small JSON answer with a declared length breaks off: it is read whole before anything is sent", async () => {
     quiet();
-    origin = stubOrigin(() => {
-      const head = new TextEncoder().encode('{"d":"xxxxxxxx');
-      return new Response(
-        new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(head);
-          },
-          async pull(controller) {
-            await new Promise((resolve) => setTimeout(resolve, 20));
-            controller.error(new Error("Network connection lost."));
-          },
-        }),
-        { status: 200, headers: { "Content-Type": "application/json", "Content-Length": "4096" } },
-      );
-    });
+    origin = stubOrigin(resettingJsonObject(14, { declaredLength: 4096 }));
     const product = await createProduct();
     const { key, record } = await createKey();
     const response = await within(5_000, "response", callWith({}, `${product.pathPrefix}/small`, withKey(key)));
@@ -330,8 +316,10 @@ describe("JWKS endpoint faults through the gateway", () => {
   }, FAULT_TIMEOUT_MS);
 });
 
-/** An origin whose JSON object (`{"d":"xxxx…`) breaks off after `bytesBeforeReset` bytes: its connection resets. */
-function resettingJsonObject(bytesBeforeReset: number): OriginHandler {
+/** An origin whose JSON object (`{"d":"xxxx…`) breaks off after `bytesBeforeReset` bytes (its connection resets), optionally having declared a longer Content-Length. */
+function resettingJsonObject(bytesBeforeReset: number, { declaredLength }: { declaredLength?: number } = {}): OriginHandler {
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  if (declaredLength !== undefined) headers["Content-Length"] = String(declaredLength);
   return () => {
     const head = new TextEncoder().encode('{"d":"');
     const body = new Uint8Array(bytesBeforeReset).fill(120);
@@ -346,7 +334,7 @@ function resettingJsonObject(bytesBeforeReset: number): OriginHandler {
           controller.error(new Error("Network connection lost."));
         },
       }),
-      { status: 200, headers: { "Content-Type": "application/json" } },
+      { status: 200, headers },
     );
   };
 }
