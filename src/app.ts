@@ -44,15 +44,35 @@ app.all("*", handleProductCall);
 
 app.onError((err, c) => {
   const error = toGatewayError(err);
-  if (error.code === "INTERNAL_ERROR" || error.code === "CONFIG_INVALID" || !isGatewayError(err)) {
-    console.error(JSON.stringify({ event: "error", requestId: c.get("requestId"), error: String(err), stack: (err as Error).stack }));
-  }
+  if (error.status >= 500) logFailure(err, error, c.get("requestId"));
   return renderError(error, c.get("errorFormat") ?? "detailed", c.get("requestId") ?? crypto.randomUUID(), c.get("corsHeaders"));
 });
 
+/**
+ * The one log line of a failed request (every 5xx, and only those: a client's
+ * mistake is its answer, not an incident): the request id, the code, what
+ * failed underneath and where, and a stack for anything unexpected.
+ */
+function logFailure(err: unknown, error: GatewayError, requestId: string | undefined): void {
+  const thrown = isGatewayError(err) ? err : undefined;
+  const cause = thrown ? thrown.cause : err;
+  console.error(
+    JSON.stringify({
+      event: "error",
+      ...thrown?.context,
+      requestId,
+      status: error.status,
+      code: error.code,
+      message: error.message,
+      ...(cause === undefined ? {} : { cause: String(cause) }),
+      ...(thrown ? {} : { stack: (err as Error | undefined)?.stack }),
+    }),
+  );
+}
+
 function toGatewayError(err: unknown): GatewayError {
   if (isGatewayError(err)) return err;
-  if (storageUnavailable(err)) return new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Storage is unavailable; retry shortly" });
+  if (storageUnavailable(err)) return new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Storage is unavailable; retry shortly", cause: err });
   if (err instanceof HTTPException && err.status === 413) return new GatewayError("PAYLOAD_TOO_LARGE");
   if (err instanceof HTTPException && err.status === 400) return new GatewayError("VALIDATION_FAILED", { message: err.message });
   return new GatewayError("INTERNAL_ERROR");

@@ -162,6 +162,10 @@ export interface GatewayErrorOptions {
   headers?: Record<string, string>;
   /** One of the code's `alsoStatus` instead of its status (CONFLICT's 412 when the client sent If-Match). */
   status?: ErrorStatus;
+  /** What failed underneath (a D1 or Durable Object error, a fetch failure): logged by onError, never shown. */
+  cause?: unknown;
+  /** Fields for that log line (an event name, a product, a limiter), never shown to the client. */
+  context?: Record<string, unknown>;
 }
 
 export class GatewayError extends Error {
@@ -169,10 +173,11 @@ export class GatewayError extends Error {
   readonly status: ErrorStatus;
   readonly details: Record<string, unknown> | undefined;
   readonly headers: Record<string, string>;
+  readonly context: Record<string, unknown> | undefined;
 
   constructor(code: ErrorCode, options: GatewayErrorOptions = {}) {
     const spec: ErrorSpec = ERRORS[code];
-    super(options.message ?? spec.message);
+    super(options.message ?? spec.message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "GatewayError";
     this.code = code;
     if (options.status !== undefined && options.status !== spec.status && !spec.alsoStatus?.includes(options.status)) {
@@ -181,6 +186,7 @@ export class GatewayError extends Error {
     this.status = options.status ?? spec.status;
     this.details = options.details;
     this.headers = { ...options.headers };
+    this.context = options.context;
   }
 }
 

@@ -154,8 +154,7 @@ async function routeProduct(db: D1Database, config: Config, path: string, now: n
   try {
     products = await loadProducts(db, config.productCacheTtlSeconds, now);
   } catch (error) {
-    console.error(JSON.stringify({ event: "product_lookup_failed", error: String(error) }));
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE");
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { cause: error, context: { event: "product_lookup_failed" } });
   }
   const product = matchProduct(products, path);
   if (!product) throw new GatewayError("ROUTE_NOT_FOUND");

@@ -19,8 +19,7 @@ export async function lookupKeys(db: D1Database, config: Config, prefix: string,
   try {
     rows = await findKeysByPrefix(db, prefix);
   } catch (error) {
-    console.error(JSON.stringify({ event: "key_lookup_failed", error: String(error) }));
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE");
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { cause: error, context: { event: "key_lookup_failed" } });
   }
   cacheKeys(prefix, rows, config.keyCacheTtlSeconds, now);
   return rows;

@@ -191,9 +191,7 @@ export async function verifyJwt(token: string, config: Config, now: number): Pro
       },
     ));
   } catch (error) {
-    const failure = jwtFailure(error);
-    if (failure.code === "AUTH_BACKEND_UNAVAILABLE") console.error(JSON.stringify({ event: "jwks_unavailable", error: String(error) }));
-    throw failure;
+    throw jwtFailure(error);
   }
   // Set: jose asks for the key before it returns a payload.
   const principal = toPrincipal(payload, source!);
@@ -219,7 +217,7 @@ async function currentKey(token: string, config: Config, keys: GatewayKeys): Pro
  */
 export function jwtFailure(error: unknown): GatewayError {
   if (error instanceof GatewayError) return error;
-  if (isJwksUnavailable(error)) return new GatewayError("AUTH_BACKEND_UNAVAILABLE");
+  if (isJwksUnavailable(error)) return new GatewayError("AUTH_BACKEND_UNAVAILABLE", { cause: error, context: { event: "jwks_unavailable" } });
   const code = (error as { code?: unknown } | null)?.code;
   switch (code) {
     case "ERR_JWT_EXPIRED":

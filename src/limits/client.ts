@@ -41,9 +41,13 @@ export async function checkLimits(env: LimiterEnv, config: Config, name: string,
       return await limiterStub(env, name).check({ ...check, retry: true });
     }
   } catch (error) {
-    console.error(JSON.stringify({ event: "rate_limiter_failed", limiter: name, failureMode: config.rateLimitFailureMode, error: String(error) }));
-    if (config.rateLimitFailureMode === "open") return { outcome: "unenforced" };
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });
+    const context = { event: "rate_limiter_failed", limiter: name, failureMode: config.rateLimitFailureMode };
+    if (config.rateLimitFailureMode === "open") {
+      // Admitted anyway: no error answer will log it, so this is its one line.
+      console.error(JSON.stringify({ ...context, error: String(error) }));
+      return { outcome: "unenforced" };
+    }
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable", cause: error, context });
   }
 }
 

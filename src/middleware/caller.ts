@@ -58,8 +58,7 @@ async function assertKeyStateLive(env: Env, principal: Extract<Principal, { meth
   try {
     state = await limiterStub(env, limiterName(principal)).keyState(principal.key.id);
   } catch (error) {
-    console.error(JSON.stringify({ event: "rate_limiter_failed", error: String(error) }));
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable", cause: error, context: { event: "rate_limiter_failed" } });
   }
   const outcome = credentialStateOutcome(state, now);
   if (outcome) throw credentialRefusal(outcome, "api_key");
@@ -70,8 +69,7 @@ async function currentUser(db: D1Database, id: string): Promise<UserRecord | und
   try {
     return await getUser(db, id);
   } catch (error) {
-    console.error(JSON.stringify({ event: "user_lookup_failed", error: String(error) }));
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE");
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { cause: error, context: { event: "user_lookup_failed" } });
   }
 }
 

@@ -72,21 +72,19 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
     response = await fetchHeaders(target, request.method, headers, requestBody, options.timeoutMs);
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-    console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut, error: String(error) }));
-    throw new GatewayError(timedOut ? "ORIGIN_TIMEOUT" : "ORIGIN_UNAVAILABLE");
+    throw new GatewayError(timedOut ? "ORIGIN_TIMEOUT" : "ORIGIN_UNAVAILABLE", { cause: error, context: { event: "origin_failed", product: product.slug, timedOut } });
   }
 
   if (response.status < 200) {
     // An interim answer (100 Continue, 103 Early Hints) is no answer; a Response cannot even be built from one.
-    console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut: false, error: `interim status ${response.status}` }));
-    throw new GatewayError("ORIGIN_UNAVAILABLE");
+    throw new GatewayError("ORIGIN_UNAVAILABLE", { cause: `interim status ${response.status}`, context: { event: "origin_failed", product: product.slug, timedOut: false } });
   }
   // The origin's answer passed on: status, statusText and headers copied once, into headers
   // the gateway may still change. A body the splice rewrites streams as it arrives, so an
   // origin that breaks off midway errors the client's read (its status was already sent).
   const spliced = product.injectAuthMethod && splicesAuthMethod(request.method, response);
   if (spliced && Number(response.headers.get("content-length") ?? NaN) <= WHOLE_BODY_MAX_BYTES) {
-    const client = passedOn(await splicedWhole(response, principal.method, requestId, product), response);
+    const client = passedOn(await splicedWhole(response, principal.method, product), response);
     client.headers.delete("content-length"); // the origin's; the runtime states the spliced body's own
     return client;
   }
@@ -108,13 +106,12 @@ function passedOn(body: BodyInit | null, response: Response): Response {
  * WHOLE_BODY_MAX_BYTES) and spliced in one pass: a stream costs more than such
  * a body. Nothing has been sent yet, so an origin that breaks off is a 502.
  */
-async function splicedWhole(response: Response, method: Principal["method"], requestId: string, product: Product): Promise<Uint8Array> {
+async function splicedWhole(response: Response, method: Principal["method"], product: Product): Promise<Uint8Array> {
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(await response.arrayBuffer());
   } catch (error) {
-    console.error(JSON.stringify({ event: "origin_failed", requestId, product: product.slug, timedOut: false, error: String(error) }));
-    throw new GatewayError("ORIGIN_UNAVAILABLE");
+    throw new GatewayError("ORIGIN_UNAVAILABLE", { cause: error, context: { event: "origin_failed", product: product.slug, timedOut: false } });
   }
   return spliceAuthMethodBytes(bytes, method, INJECT_MAX_BYTES);
 }

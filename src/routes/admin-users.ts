@@ -86,8 +86,7 @@ async function reachUserLimiter(userId: string, failure: string, tell: () => Pro
   try {
     await tell();
   } catch (error) {
-    console.error(JSON.stringify({ event: "user_state_sync_failed", userId, error: String(error) }));
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: failure });
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: failure, cause: error, context: { event: "user_state_sync_failed", userId } });
   }
 }
 

@@ -64,7 +64,6 @@ async function lookupUser(db: D1Database, email: string): Promise<UserRecord | u
   try {
     return await findUserByEmail(db, email);
   } catch (error) {
-    console.error(JSON.stringify({ event: "user_lookup_failed", error: String(error) }));
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE");
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { cause: error, context: { event: "user_lookup_failed" } });
   }
 }

@@ -136,9 +136,10 @@ export async function propagateKeyChange(env: Env, key: KeyRecord): Promise<void
   try {
     await syncKeyState(env, key);
   } catch (error) {
-    console.error(JSON.stringify({ event: "key_state_sync_failed", keyId: key.id, error: String(error) }));
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", {
       message: "The change is saved but has not reached the rate limiter; repeat the request to apply it at once",
+      cause: error,
+      context: { event: "key_state_sync_failed", keyId: key.id },
     });
   }
 }
@@ -150,9 +151,10 @@ async function moveLineageTo(env: Env, key: KeyRecord): Promise<void> {
   try {
     await rehomeLineage(env, key.lineageId, owner ? { id: owner.id, limited } : null);
   } catch (error) {
-    console.error(JSON.stringify({ event: "key_state_sync_failed", keyId: key.id, error: String(error) }));
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", {
       message: "The change is saved but has not reached the rate limiter; repeat the request to apply it at once",
+      cause: error,
+      context: { event: "key_state_sync_failed", keyId: key.id },
     });
   }
 }

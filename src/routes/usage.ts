@@ -64,8 +64,7 @@ async function liveCounts(env: AppEnv["Bindings"], key: KeyRecord) {
   try {
     return await readKeyUsage(env, key);
   } catch (error) {
-    console.error(JSON.stringify({ event: "rate_limiter_failed", keyId: key.id, error: String(error) }));
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable" });
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable", cause: error, context: { event: "rate_limiter_failed", keyId: key.id } });
   }
 }
 
