@@ -131,6 +131,20 @@ async function request(target, method, path, body) {
     throw new Error(`cannot reach keygate at ${target.url}: ${/** @type {Error} */ (error).cause ?? /** @type {Error} */ (error).message}`);
   }
   const text = await response.text();
+  if (response.status === 401) {
+    // Every CLI request carries the admin token: a 401 means this gateway does not know it.
+    const said = (() => {
+      try {
+        return new GatewayRefusal(401, JSON.parse(text)).message;
+      } catch {
+        return 'HTTP 401';
+      }
+    })();
+    throw new Error(
+      `wrong ADMIN_TOKEN: keygate at ${target.url} refused it: ${said}. Check that KEYGATE_URL names the gateway you mean, ` +
+        'and that ADMIN_TOKEN (or ADMIN_TOKEN in .dev.vars, for a local gateway) is the token that gateway was given.',
+    );
+  }
   /** @type {Record<string, any>} */
   let parsed;
   try {
