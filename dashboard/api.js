@@ -95,7 +95,7 @@ function query(params) {
 
 // The lists come a page at a time: pass the previous answer's nextCursor for the next page.
 export const api = {
-  listKeys: (cursor) => send("GET", `/api/v1/keys${query({ cursor })}`),
+  listKeys: (cursor, limit) => send("GET", `/api/v1/keys${query({ cursor, limit })}`),
   createKey: (fields) => send("POST", "/api/v1/keys", fields),
   // With the version the page showed: a key changed meanwhile is refused (412), never overwritten.
   updateKey: (id, fields, version) => send("PATCH", `/api/v1/keys/${encodeURIComponent(id)}`, fields, undefined, ifMatch(version)),

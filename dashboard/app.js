@@ -106,11 +106,12 @@ const TAB_LOADERS = {
   audit: loadAudit,
 };
 
-/** @param {keyof typeof TAB_LOADERS} name */
+/** The WAI-ARIA tabs pattern: one selected tab (the only one in the Tab order) shows its panel. @param {keyof typeof TAB_LOADERS} name */
 function selectTab(name) {
-  for (const button of byId("tabs").querySelectorAll("button")) {
-    if (button.dataset.tab === name) button.setAttribute("aria-current", "page");
-    else button.removeAttribute("aria-current");
+  for (const button of byId("tabs").querySelectorAll("[role=tab]")) {
+    const selected = button.dataset.tab === name;
+    button.setAttribute("aria-selected", String(selected));
+    button.tabIndex = selected ? 0 : -1;
   }
   for (const tab of Object.keys(TAB_LOADERS)) byId(`tab-${tab}`).hidden = tab !== name;
   run(TAB_LOADERS[name]);
@@ -119,6 +120,19 @@ function selectTab(name) {
 byId("tabs").addEventListener("click", (event) => {
   const button = /** @type {HTMLElement} */ (event.target).closest("button[data-tab]");
   if (button) selectTab(/** @type {keyof typeof TAB_LOADERS} */ (button.dataset.tab));
+});
+
+// Arrow keys move between the tabs shown (admin-only ones are hidden for users), Home and End to the ends.
+byId("tabs").addEventListener("keydown", (event) => {
+  const shown = [...byId("tabs").querySelectorAll("[role=tab]")].filter((tab) => tab.getClientRects().length > 0);
+  const at = shown.indexOf(/** @type {HTMLElement} */ (event.target));
+  if (at < 0) return;
+  const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: shown.length - 1 }[event.key];
+  if (to === undefined) return;
+  event.preventDefault();
+  const tab = shown[(to + shown.length) % shown.length];
+  tab.focus();
+  selectTab(/** @type {keyof typeof TAB_LOADERS} */ (tab.dataset.tab));
 });
 
 // ---- lists, a page at a time --------------------------------------------------
@@ -218,14 +232,38 @@ function setByAdmin(key, setBy) {
   return Boolean(setBy) && setBy !== `user:${key.ownerId}`;
 }
 
+/** A time as milliseconds; null when absent. @param {string | null | undefined} iso */
+const timeOf = (iso) => (iso ? Date.parse(iso) : null);
+
+/** A rotated key whose grace period is over: the gateway refuses it for good. */
+function rotationEnded(key, now = Date.now()) {
+  const graceUntil = timeOf(key.graceUntil);
+  return Boolean(key.rotatedTo) && graceUntil !== null && graceUntil <= now;
+}
+
+/**
+ * What the gateway does with a key now, in one word: the stored status, except
+ * that a key past its expiry or its rotation's grace period is "expired" (the
+ * API keeps status "active" on such a key; the gateway refuses it by time).
+ * @returns {"active" | "inactive" | "revoked" | "expired"}
+ */
+function keyState(key, now = Date.now()) {
+  if (key.status === "revoked") return "revoked";
+  const expiresAt = timeOf(key.expiresAt);
+  if (rotationEnded(key, now) || (expiresAt !== null && expiresAt <= now)) return "expired";
+  return key.status;
+}
+
 /** The status badge, and who set a status other than active. */
 function statusCell(key) {
-  const by = key.status === "active" ? null : setByText(key.statusSetBy);
-  return [el("span", { class: `badge ${key.status}` }, key.status), by ? el("small", { class: "set-by" }, ` by ${by}`) : null];
+  const shown = keyState(key);
+  const by = shown === "active" || shown === "expired" ? null : setByText(key.statusSetBy);
+  const title = shown === "expired" && rotationEnded(key) ? "Rotated: its grace period has ended" : undefined;
+  return [el("span", { class: `badge ${shown}`, title }, shown), by ? el("small", { class: "set-by" }, ` by ${by}`) : null];
 }
 
 function expiryCell(key) {
-  if (key.graceUntil && key.rotatedTo) return el("span", {}, "grace until ", when(key.graceUntil));
+  if (key.graceUntil && key.rotatedTo) return el("span", {}, rotationEnded(key) ? "grace ended " : "grace until ", when(key.graceUntil));
   const by = key.expiresAt ? setByText(key.expiresSetBy) : null;
   return el("span", {}, when(key.expiresAt), by ? el("small", { class: "set-by" }, ` set by ${by}`) : null);
 }
@@ -236,14 +274,16 @@ function todayText(key) {
 }
 
 function keyActions(key) {
+  // A rotated key past its grace can only be revoked (tidied away); nothing revives it.
   const live = key.status !== "revoked";
+  const editable = live && !rotationEnded(key);
   // A key is rotated once; its replacement is the one to rotate next.
   const rotatable = key.status === "active" && !key.rotatedTo;
   return el(
     "div",
     { class: "row-actions" },
     rotatable ? el("button", { type: "button", "data-action": "rotate", "data-id": key.id }, "Rotate") : null,
-    live ? el("button", { type: "button", "data-action": "edit", "data-id": key.id }, "Edit") : null,
+    editable ? el("button", { type: "button", "data-action": "edit", "data-id": key.id }, "Edit") : null,
     live ? el("button", { type: "button", class: "danger", "data-action": "revoke", "data-id": key.id }, "Revoke") : null,
   );
 }
@@ -252,7 +292,7 @@ function renderKeys() {
   const rows = state.keys.map((key) =>
     el(
       "tr",
-      { "data-key-id": key.id, "data-prefix": key.prefix, class: `status-${key.status}` },
+      { "data-key-id": key.id, "data-prefix": key.prefix, "data-state": keyState(key), class: `status-${key.status}` },
       cell("Prefix", el("code", {}, key.prefix)),
       cell("Name", key.name),
       cell("Env", key.env ?? "—"),
@@ -448,14 +488,30 @@ byId("secret-dialog").addEventListener("close", wipeSecret);
 
 // ---- usage ------------------------------------------------------------------
 
+/** The most keys one list page holds: names for the picker, in one request. */
+const KEY_NAMES_PAGE = 200;
+
 async function loadUsage() {
-  const usage = await api.usage();
+  // The stats name keys by id and prefix only; the key list adds names and states.
+  const [usage, keyPage] = await Promise.all([api.usage(), api.listKeys(undefined, KEY_NAMES_PAGE).catch(() => null)]);
   const entries = listOf(usage, "keys");
   state.usage = new Map(entries.map((entry) => [entry.id, entry]));
+  const known = new Map([...state.keys, ...listOf(keyPage, "keys")].map((key) => [key.id, key]));
+  const now = Date.now();
   const select = byId("usage-key");
   const previous = select.value;
-  select.replaceChildren(...entries.map((entry) => el("option", { value: entry.id }, entry.prefix)));
+  select.replaceChildren(
+    ...entries.map((entry) => {
+      const key = known.get(entry.id);
+      const shown = key ? keyState(key, now) : null;
+      const label = key ? `${key.name} · ${entry.prefix} (${shown})` : entry.prefix;
+      return el("option", { value: entry.id, "data-state": shown ?? undefined }, label);
+    }),
+  );
+  // Keep the choice across reloads; else the first key that works, not a revoked one showing zeros.
+  const active = entries.find((entry) => known.has(entry.id) && keyState(known.get(entry.id), now) === "active");
   if (entries.some((entry) => entry.id === previous)) select.value = previous;
+  else if (active) select.value = active.id;
   byId("usage-empty").hidden = entries.length > 0;
   byId("usage-detail").hidden = entries.length === 0;
   renderUsage();

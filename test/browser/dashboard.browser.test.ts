@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { readJson, SHUTDOWN_TIMEOUT_MS, startGateway, STARTUP_TIMEOUT_MS, type Gateway } from '../e2e/harness';
+import { expectNoSeriousViolations } from './a11y';
 import { KEY_LIST_SCREENSHOT, launchBrowser, screenshotPath, WAIT_MS, type Browser, type WatchedPage } from './browser';
 
 const ADMIN = { email: 'admin@keygate.local', password: 'keygate-admin' };
@@ -81,6 +82,28 @@ async function openTab(page: Page, name: string): Promise<void> {
   await page.locator(`#tab-${name}`).waitFor({ state: 'visible' });
 }
 
+/** The tab bar's ARIA state: which tab is selected and which one is in the Tab order. */
+async function tabState(page: Page): Promise<{ selected: string[]; focusable: string[] }> {
+  return page.locator('#tabs [role=tab]').evaluateAll((tabs) => ({
+    selected: tabs.filter((tab) => tab.getAttribute('aria-selected') === 'true').map((tab) => (tab as HTMLElement).dataset.tab ?? ''),
+    focusable: tabs.filter((tab) => (tab as HTMLElement).tabIndex === 0).map((tab) => (tab as HTMLElement).dataset.tab ?? ''),
+  }));
+}
+
+/** Wait for a tab's list to settle (rows or its empty state), then run axe on the whole page. */
+async function axeOnTab(page: Page, name: string, where: string): Promise<void> {
+  await openTab(page, name);
+  const ready: Record<string, string> = {
+    keys: '#keys-body tr',
+    usage: '#usage-chart svg',
+    products: '#products-body tr',
+    users: '#users-body tr',
+    audit: '#audit-body tr',
+  };
+  await page.locator(ready[name]!).first().waitFor();
+  await expectNoSeriousViolations(page, `${where}, ${name} tab`);
+}
+
 describe('dashboard in chromium', () => {
   it('follows /dashboard to /dashboard/ and serves it with the strict CSP, and nothing at /index.html', async () => {
     const watched = await browser.newPage();
@@ -99,6 +122,41 @@ describe('dashboard in chromium', () => {
     const outside = await gateway.fetch('/index.html');
     expect(outside.status).toBe(404);
     expect((await readJson<{ code: string }>(outside)).code).toBe('ROUTE_NOT_FOUND');
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('links a favicon that the Worker serves, so the browser asks for no /favicon.ico', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(new URL(request.url()).pathname));
+    await page.goto(`${gateway.url}/dashboard/`);
+    await page.locator('#login-form').waitFor({ state: 'visible' });
+    const href = await page.locator('link[rel=icon]').evaluate((link) => (link as HTMLLinkElement).href);
+    expect(new URL(href).pathname).toBe('/dashboard/favicon.svg');
+    const icon = await page.request.get(href);
+    expect(icon.status()).toBe(200);
+    expect(icon.headers()['content-type']).toMatch(/^image\/svg\+xml/);
+    expect(await icon.text()).toMatch(/^<svg /);
+    expect(requested).not.toContain('/favicon.ico');
+    expect(watched.console.filter((line) => /favicon|404/i.test(line))).toEqual([]);
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('has no serious or critical axe violations on the sign-in page', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await page.goto(`${gateway.url}/dashboard/`);
+    await page.locator('#login-form').waitFor({ state: 'visible' });
+    await expectNoSeriousViolations(page, 'the sign-in page');
+    // And with an error banner shown.
+    await page.locator('#login-form input[name=email]').fill(USER.email);
+    await page.locator('#login-form input[name=password]').fill('not-the-password');
+    await page.locator('#login-form button[type=submit]').click();
+    await page.locator('#error').waitFor({ state: 'visible' });
+    await expectNoSeriousViolations(page, 'the sign-in page with an error');
     expectNoCspViolations(watched);
     await page.close();
   });
@@ -190,7 +248,7 @@ describe('dashboard in chromium', () => {
 
     // Usage: 30 bars, and this minute/today against the limits.
     await openTab(page, 'usage');
-    await page.locator('#usage-key').selectOption({ label: prefixOf(second) });
+    await page.locator('#usage-key').selectOption({ label: `browser key · ${prefixOf(second)} (active)` });
     expect(await page.locator('#usage-chart svg rect.bar').count()).toBe(30);
     expect(await page.locator('#usage-chart svg rect.bar').last().getAttribute('data-date')).toBe(
       new Date().toISOString().slice(0, 10),
@@ -326,6 +384,154 @@ describe('dashboard in chromium', () => {
     await page.setViewportSize({ width: 768, height: 1024 });
     expect(await page.locator('#keys-table thead').isVisible()).toBe(true);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(768);
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('marks up the tab bar as ARIA tabs, moved by click and by arrow keys', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, USER);
+    expect(await page.locator('#tabs').getAttribute('role')).toBe('tablist');
+    const tabs = await page.locator('#tabs button').evaluateAll((nodes) =>
+      nodes.map((tab) => {
+        const panel = document.getElementById(tab.getAttribute('aria-controls') ?? '');
+        return { role: tab.getAttribute('role'), tab: (tab as HTMLElement).dataset.tab, panel: panel?.id, panelRole: panel?.getAttribute('role'), labelledBy: panel?.getAttribute('aria-labelledby') === tab.id };
+      }),
+    );
+    expect(tabs).toHaveLength(5);
+    for (const tab of tabs) expect(tab).toEqual({ role: 'tab', tab: tab.tab, panel: `tab-${tab.tab}`, panelRole: 'tabpanel', labelledBy: true });
+    expect(await tabState(page)).toEqual({ selected: ['keys'], focusable: ['keys'] });
+
+    await openTab(page, 'usage');
+    expect(await tabState(page)).toEqual({ selected: ['usage'], focusable: ['usage'] });
+    expect(await page.locator('#tab-keys').isHidden()).toBe(true);
+    await page.locator('#tabs [role=tab][aria-selected=true]').click();
+
+    // Arrow keys: for a user the admin tabs are hidden, so Right from Usage wraps to Keys.
+    await page.keyboard.press('ArrowRight');
+    await page.locator('#tab-keys').waitFor({ state: 'visible' });
+    expect(await tabState(page)).toEqual({ selected: ['keys'], focusable: ['keys'] });
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.tab)).toBe('keys');
+    await page.keyboard.press('ArrowLeft');
+    await page.locator('#tab-usage').waitFor({ state: 'visible' });
+    expect(await tabState(page)).toEqual({ selected: ['usage'], focusable: ['usage'] });
+    await page.keyboard.press('Home');
+    await page.locator('#tab-keys').waitFor({ state: 'visible' });
+    expect(await tabState(page)).toEqual({ selected: ['keys'], focusable: ['keys'] });
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('shows a key rotated past its grace period as expired, and the usage picker names keys and starts on an active one', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, USER);
+    const create = async (name: string): Promise<string> => {
+      await page.locator('#create-key-form input[name=name]').fill(name);
+      await page.locator('#create-key-form button[type=submit]').click();
+      const key = await takeSecret(page);
+      await keyRow(page, prefixOf(key)).waitFor();
+      return key;
+    };
+
+    // An inactive key too, so every badge colour is on screen for axe (made first: the newest key is checked below).
+    const paused = await create('paused key');
+    // Rotated with no grace: the old key stops at once, though its stored status stays "active".
+    const old = await create('grace over key');
+    await keyRow(page, prefixOf(old)).locator('button[data-action=rotate]').click();
+    await page.locator('#rotate-form input[name=gracePeriodSeconds]').fill('0');
+    await page.locator('#rotate-dialog button[value=confirm]').click();
+    const replacement = await takeSecret(page);
+    const oldRow = keyRow(page, prefixOf(old));
+    await expect.poll(() => oldRow.locator('.badge').textContent(), { timeout: WAIT_MS }).toBe('expired');
+    expect(await oldRow.locator('td[data-label="Expires"]').textContent()).toMatch(/^grace ended /);
+    expect(await oldRow.locator('button[data-action=edit]').count(), 'nothing revives a key past its grace').toBe(0);
+    expect(await oldRow.locator('button[data-action=rotate]').count()).toBe(0);
+    const refused = await callWithKey(old);
+    expect(refused.status, 'the gateway agrees: the old key is refused').toBe(401);
+    const newRow = keyRow(page, prefixOf(replacement));
+    expect(await newRow.locator('.badge').textContent()).toBe('active');
+
+    // Revoke the replacement, so the newest key (first in the usage list) is not a working one.
+    await newRow.locator('button[data-action=revoke]').click();
+    await page.locator('#revoke-dialog button[value=confirm]').click();
+    await expect.poll(() => newRow.locator('.badge').textContent(), { timeout: WAIT_MS }).toBe('revoked');
+    const pausedRow = keyRow(page, prefixOf(paused));
+    await pausedRow.locator('button[data-action=edit]').click();
+    await page.locator('#edit-form select[name=status]').selectOption('inactive');
+    await page.locator('#edit-dialog button[value=confirm]').click();
+    await expect.poll(() => pausedRow.locator('.badge').textContent(), { timeout: WAIT_MS }).toBe('inactive');
+    for (const state of ['active', 'inactive', 'revoked', 'expired']) expect(await page.locator(`#keys-body .badge.${state}`).count(), state).toBeGreaterThan(0);
+    await expectNoSeriousViolations(page, 'the keys tab with every badge');
+    await page.screenshot({ path: screenshotPath('key-states'), fullPage: true });
+
+    // A fresh page: the picker's first option is the revoked replacement, yet it starts on an active key.
+    await page.reload();
+    await page.locator('#keys-body tr').first().waitFor();
+    await openTab(page, 'usage');
+    await page.locator('#usage-chart svg').waitFor();
+    const options = await page.locator('#usage-key option').evaluateAll((nodes) =>
+      nodes.map((node) => ({ text: node.textContent ?? '', state: node.getAttribute('data-state'), selected: (node as HTMLOptionElement).selected })),
+    );
+    expect(options[0]!.text).toBe(`grace over key · ${prefixOf(replacement)} (revoked)`);
+    expect(options.map((o) => o.text)).toContain(`grace over key · ${prefixOf(old)} (expired)`);
+    expect(options.map((o) => o.text)).toContain(`paused key · ${prefixOf(paused)} (inactive)`);
+    expect(options.map((o) => o.text)).toContain(`Demo DeFi live key · ${prefixOf(gateway.keys.ilalLive)} (active)`);
+    const selected = options.filter((o) => o.selected);
+    expect(selected).toHaveLength(1);
+    expect(selected[0]!.state).toBe('active');
+    expect(selected[0]!.text).toMatch(/^.+ · \S+ \(active\)$/);
+    await expectNoSeriousViolations(page, 'the usage tab');
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('has no serious or critical axe violations on any signed-in tab, as a user and as an admin', async () => {
+    for (const [who, tabs] of [
+      [USER, ['keys', 'usage']],
+      [ADMIN, ['keys', 'usage', 'products', 'users', 'audit']],
+    ] as const) {
+      const watched = await browser.newPage();
+      const { page } = watched;
+      await signIn(page, who);
+      for (const tab of tabs) await axeOnTab(page, tab, who.email);
+      expectNoCspViolations(watched);
+      await page.close();
+    }
+  });
+
+  it('checks the product slug against the API rule in the browser (a pattern valid in the v flag)', async () => {
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, ADMIN);
+    await openTab(page, 'products');
+    const slug = page.locator('#create-product-form input[name=slug]');
+    const mismatch = async (value: string): Promise<boolean> => {
+      await slug.fill(value);
+      return slug.evaluate((input) => (input as HTMLInputElement).validity.patternMismatch);
+    };
+    for (const bad of ['Bad_Slug', '-leading-dash', 'has space', 'UPPER']) expect(await mismatch(bad), bad).toBe(true);
+    for (const good of ['weather', 'a', 'v2-api', `a${'b'.repeat(62)}`]) expect(await mismatch(good), good).toBe(false);
+    // At most 63 characters, as the API: typing stops there, and a longer value set by script fails the pattern.
+    await slug.fill(`a${'b'.repeat(70)}`);
+    expect((await slug.inputValue()).length).toBe(63);
+    const tooLong = await slug.evaluate((input) => {
+      (input as HTMLInputElement).value = `a${'b'.repeat(63)}`;
+      return (input as HTMLInputElement).validity.patternMismatch;
+    });
+    expect(tooLong).toBe(true);
+    // A refused slug is not sent: the form stays, no request leaves.
+    const posted: string[] = [];
+    page.on('request', (request) => request.method() === 'POST' && posted.push(request.url()));
+    await slug.fill('Bad_Slug');
+    await page.locator('#create-product-form input[name=name]').fill('Bad');
+    await page.locator('#create-product-form input[name=pathPrefix]').fill('/api/bad');
+    await page.locator('#create-product-form input[name=originUrl]').fill(gateway.origin.url);
+    await page.locator('#create-product-form button[type=submit]').click();
+    expect(await slug.evaluate((input) => (input as HTMLInputElement).matches(':invalid'))).toBe(true);
+    expect(posted).toEqual([]);
+    expect(watched.console.filter((line) => /pattern attribute/i.test(line)), 'chromium compiled the pattern').toEqual([]);
     expectNoCspViolations(watched);
     await page.close();
   });
