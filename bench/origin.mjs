@@ -43,7 +43,8 @@ async function verify(request) {
   if (missing.length > 0) return `missing ${missing.join(', ')}`;
   const verified = await httpbis.verifyMessage(
     {
-      keyLookup: async (params) => (params.keyid === 'keygate' ? { id: 'keygate', algs: ['hmac-sha256'], verify: createVerifier(secret, 'hmac-sha256') } : null),
+      keyLookup: async (params) =>
+        params.keyid === 'keygate' ? { id: 'keygate', algs: ['hmac-sha256'], verify: createVerifier(secret, 'hmac-sha256') } : null,
       requiredFields: ['@method', '@authority', '@path', '@query', ...required],
       requiredParams: ['created', 'nonce', 'keyid', 'alg'],
     },

@@ -94,7 +94,10 @@ async function startOrigin(signingSecret) {
     env: { ...process.env, ORIGIN_SIGNING_SECRET: signingSecret },
   });
   const [line] = await Promise.race([
-    createInterface({ input: child.stdout })[Symbol.asyncIterator]().next().then(({ value }) => [value]),
+    createInterface({ input: child.stdout })
+      [Symbol.asyncIterator]()
+      .next()
+      .then(({ value }) => [value]),
     new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`origin exited with ${code}`)))),
   ]);
   return { url: `http://127.0.0.1:${Number(line)}`, pid: child.pid, stop: () => child.kill('SIGTERM') };
@@ -193,8 +196,7 @@ async function main() {
     await seedDatabase(await worker.mf.getD1Database('DB'), origin.url, keys);
     return worker;
   };
-  const bareDo = (scriptPath) =>
-    start(startWorker({ scriptPath, bindings: { ORIGIN_URL: origin.url }, durableObjects: { COUNTER: 'Counter' } }));
+  const bareDo = (scriptPath) => start(startWorker({ scriptPath, bindings: { ORIGIN_URL: origin.url }, durableObjects: { COUNTER: 'Counter' } }));
 
   try {
     const need = (...ids) => wanted(...ids);
@@ -218,7 +220,15 @@ async function main() {
       { id: 'd', label: 'keygate, cold API key (key cache off)', worker: workers.cold, mix: keyMix, check: keygateAnswer('api_key'), origin: 'signed' },
       { id: 'g', label: 'naive: D1 SELECT + UPDATE', worker: workers.g, mix: keyMix, check: plainAnswer, origin: 'unsigned' },
       { id: 'b2-1', label: 'bare proxy + 1 DO call, 1 connection', worker: workers.b2, mix: keyMix, check: plainAnswer, origin: 'unsigned', serial: true },
-      { id: 'c-1', label: 'keygate, warm API key, 1 connection', worker: workers.k, mix: keyMix, check: keygateAnswer('api_key'), origin: 'signed', serial: true },
+      {
+        id: 'c-1',
+        label: 'keygate, warm API key, 1 connection',
+        worker: workers.k,
+        mix: keyMix,
+        check: keygateAnswer('api_key'),
+        origin: 'signed',
+        serial: true,
+      },
     ].filter((s) => wanted(s.id) && s.worker);
 
     const samples = Object.fromEntries(scenarios.map((s) => [s.id, { label: s.label, samples: [] }]));
@@ -300,11 +310,29 @@ async function main() {
  */
 async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malformedMix }) {
   const all = [
-    { id: 'b2', label: 'bare proxy + 1 DO call', build: () => bareDo(meteredWorker('bare-proxy-do', join(WORKERS_DIR, 'bare-proxy-do.js'), ['Counter'])), mix: keyMix, check: plainAnswer },
-    { id: 'c', label: 'keygate, warm API key', build: () => keygate({}, meteredWorker('keygate', bundle, ['RateLimiter'])), mix: keyMix, check: keygateAnswer('api_key') },
+    {
+      id: 'b2',
+      label: 'bare proxy + 1 DO call',
+      build: () => bareDo(meteredWorker('bare-proxy-do', join(WORKERS_DIR, 'bare-proxy-do.js'), ['Counter'])),
+      mix: keyMix,
+      check: plainAnswer,
+    },
+    {
+      id: 'c',
+      label: 'keygate, warm API key',
+      build: () => keygate({}, meteredWorker('keygate', bundle, ['RateLimiter'])),
+      mix: keyMix,
+      check: keygateAnswer('api_key'),
+    },
     { id: 'e', label: 'keygate, ES256 JWT', reuse: 'c', mix: jwtMix, check: keygateAnswer('jwt') },
     { id: 'f', label: 'keygate, refused at format (401)', reuse: 'c', mix: malformedMix, check: formatRefusal },
-    { id: 'd', label: 'keygate, cold API key', build: () => keygate({ KEY_CACHE_TTL_SECONDS: '0' }, meteredWorker('keygate', bundle, ['RateLimiter'])), mix: keyMix, check: keygateAnswer('api_key') },
+    {
+      id: 'd',
+      label: 'keygate, cold API key',
+      build: () => keygate({ KEY_CACHE_TTL_SECONDS: '0' }, meteredWorker('keygate', bundle, ['RateLimiter'])),
+      mix: keyMix,
+      check: keygateAnswer('api_key'),
+    },
   ];
   const runs = all.filter((run) => wanted(run.id));
   const built = {};
@@ -316,7 +344,15 @@ async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malf
     // Warm: the isolate's caches and each credential's object exist, as in the timed rounds.
     await measure({ url: worker.url, path: PATH, mix: run.mix, check: run.check, connections: 10, amount: Math.max(50, run.mix.length * 5), warmupSeconds: 0 });
     await meter();
-    const sample = await measure({ url: worker.url, path: PATH, mix: run.mix, check: run.check, connections: 10, amount: settings.countedRequests, warmupSeconds: 0 });
+    const sample = await measure({
+      url: worker.url,
+      path: PATH,
+      mix: run.mix,
+      check: run.check,
+      connections: 10,
+      amount: settings.countedRequests,
+      warmupSeconds: 0,
+    });
     const counted = await meter();
     const per = (n) => n / sample.requests;
     const cpuMs = spread(samples[run.id]?.samples.map((s) => s.cpuMsPerRequest) ?? []).median;
@@ -328,7 +364,15 @@ async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malf
       d1RowsRead: per(counted.d1RowsRead),
       d1RowsWritten: per(counted.d1RowsWritten),
     };
-    costs.push({ id: run.id, label: run.label, requests: sample.requests, correct: sample.correct, ...perRequest, cpuMs, usdPerMillion: usdPerMillionRequests({ ...perRequest, cpuMs }) });
+    costs.push({
+      id: run.id,
+      label: run.label,
+      requests: sample.requests,
+      correct: sample.correct,
+      ...perRequest,
+      cpuMs,
+      usdPerMillion: usdPerMillionRequests({ ...perRequest, cpuMs }),
+    });
     process.stdout.write(` ${run.id}`);
   }
   console.log('');
@@ -349,10 +393,38 @@ function judgeTargets(samples, rows, costs) {
     ...both('warm-api-key', 'c', 'b2', 0.85, ''),
     ...both('es256-jwt', 'e', 'b2', 0.8, ''),
     ...both('format-refusal', 'f', 'b', 0.9, ' (401, counted; no origin call)'),
-    target({ id: 'cold-key-latency', metric: 'p50 d/c', ...rangeOf(pairedRatio(of('d'), of('c'), ratioOf('p50Ms'))), target: 2, atMost: true, wrong: wrongIn('d', 'c') }),
-    target({ id: 'p99-one-connection', metric: 'p99 c-1/b2-1', ...rangeOf(pairedRatio(of('c-1'), of('b2-1'), ratioOf('p99Ms'))), target: 1.5, atMost: true, wrong: wrongIn('c-1', 'b2-1') }),
-    target({ id: 'rows-written-per-admission', metric: 'DO rows written per admitted call (c, counted)', value: cost('c')?.doRowsWritten ?? null, target: 1, atMost: true, wrong: costWrong('c') }),
-    target({ id: 'warm-path-cost', metric: 'USD per million warm API-key calls (c)', value: cost('c')?.usdPerMillion ?? null, target: 1.5, atMost: true, wrong: costWrong('c') }),
+    target({
+      id: 'cold-key-latency',
+      metric: 'p50 d/c',
+      ...rangeOf(pairedRatio(of('d'), of('c'), ratioOf('p50Ms'))),
+      target: 2,
+      atMost: true,
+      wrong: wrongIn('d', 'c'),
+    }),
+    target({
+      id: 'p99-one-connection',
+      metric: 'p99 c-1/b2-1',
+      ...rangeOf(pairedRatio(of('c-1'), of('b2-1'), ratioOf('p99Ms'))),
+      target: 1.5,
+      atMost: true,
+      wrong: wrongIn('c-1', 'b2-1'),
+    }),
+    target({
+      id: 'rows-written-per-admission',
+      metric: 'DO rows written per admitted call (c, counted)',
+      value: cost('c')?.doRowsWritten ?? null,
+      target: 1,
+      atMost: true,
+      wrong: costWrong('c'),
+    }),
+    target({
+      id: 'warm-path-cost',
+      metric: 'USD per million warm API-key calls (c)',
+      value: cost('c')?.usdPerMillion ?? null,
+      target: 1.5,
+      atMost: true,
+      wrong: costWrong('c'),
+    }),
     ...both('vs-naive', 'c', 'g', 2, ' (local D1 is in-process: see README)'),
   ];
 }

@@ -1,17 +1,17 @@
 // keygate's JSON API, spoken with the JWT from POST /auth/login. The token lives
 // in sessionStorage (gone when the tab closes), never in localStorage.
 
-const TOKEN_KEY = "keygate.token";
+const TOKEN_KEY = 'keygate.token';
 
 /** An API refusal in words a person can act on: the server's message and hint. */
 export class ApiError extends Error {
   /** @param {number} status @param {{code?: string, message?: string, hint?: string}} body */
   constructor(status, body) {
     super(body.message || `The request failed (HTTP ${status})`);
-    this.name = "ApiError";
+    this.name = 'ApiError';
     this.status = status;
-    this.code = body.code ?? "";
-    this.hint = body.hint ?? "";
+    this.code = body.code ?? '';
+    this.hint = body.hint ?? '';
   }
 }
 
@@ -20,7 +20,7 @@ export function storedToken() {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) return null;
   const claims = decodeClaims(token);
-  if (!claims || (typeof claims.exp === "number" && claims.exp * 1000 <= Date.now())) {
+  if (!claims || (typeof claims.exp === 'number' && claims.exp * 1000 <= Date.now())) {
     forgetToken();
     return null;
   }
@@ -36,10 +36,13 @@ export function forgetToken() {
  * @param {string} token @returns {Record<string, any> | null}
  */
 export function decodeClaims(token) {
-  const payload = token.split(".")[1];
+  const payload = token.split('.')[1];
   if (!payload) return null;
   try {
-    const base64 = payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "=");
+    const base64 = payload
+      .replace(/-/g, '+')
+      .replace(/_/g, '/')
+      .padEnd(Math.ceil(payload.length / 4) * 4, '=');
     const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch {
@@ -49,7 +52,7 @@ export function decodeClaims(token) {
 
 /** @param {string} email @param {string} password @returns {Promise<string>} the token */
 export async function signIn(email, password) {
-  const body = await send("POST", "/auth/login", { email, password }, null);
+  const body = await send('POST', '/auth/login', { email, password }, null);
   sessionStorage.setItem(TOKEN_KEY, body.token);
   return body.token;
 }
@@ -60,20 +63,20 @@ export async function signIn(email, password) {
  * @param {Record<string, string>} [extraHeaders]
  */
 export async function send(method, path, payload, token = storedToken(), extraHeaders = {}) {
-  const headers = { Accept: "application/json", ...extraHeaders };
+  const headers = { Accept: 'application/json', ...extraHeaders };
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (payload !== undefined) headers["Content-Type"] = "application/json";
+  if (payload !== undefined) headers['Content-Type'] = 'application/json';
   let response;
   try {
     response = await fetch(path, {
       method,
       headers,
       body: payload === undefined ? undefined : JSON.stringify(payload),
-      credentials: "omit",
-      cache: "no-store",
+      credentials: 'omit',
+      cache: 'no-store',
     });
   } catch {
-    throw new ApiError(0, { message: "keygate could not be reached", hint: "Check your connection and try again" });
+    throw new ApiError(0, { message: 'keygate could not be reached', hint: 'Check your connection and try again' });
   }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
@@ -88,33 +91,32 @@ export async function send(method, path, payload, token = storedToken(), extraHe
  * @param {Record<string, string | number | null | undefined>} params
  */
 function query(params) {
-  const set = Object.entries(params).filter(([, value]) => value !== undefined && value !== null && value !== "");
+  const set = Object.entries(params).filter(([, value]) => value !== undefined && value !== null && value !== '');
   const search = new URLSearchParams(set.map(([name, value]) => [name, String(value)])).toString();
-  return search ? `?${search}` : "";
+  return search ? `?${search}` : '';
 }
 
 // The lists come a page at a time: pass the previous answer's nextCursor for the next page.
 export const api = {
-  listKeys: (cursor, limit) => send("GET", `/api/v1/keys${query({ cursor, limit })}`),
-  createKey: (fields) => send("POST", "/api/v1/keys", fields),
+  listKeys: (cursor, limit) => send('GET', `/api/v1/keys${query({ cursor, limit })}`),
+  createKey: (fields) => send('POST', '/api/v1/keys', fields),
   // With the version the page showed: a key changed meanwhile is refused (412), never overwritten.
-  updateKey: (id, fields, version) => send("PATCH", `/api/v1/keys/${encodeURIComponent(id)}`, fields, undefined, ifMatch(version)),
-  revokeKey: (id) => send("DELETE", `/api/v1/keys/${encodeURIComponent(id)}`),
-  rotateKey: (id, gracePeriodSeconds) =>
-    send("POST", `/api/v1/keys/${encodeURIComponent(id)}/rotate`, { gracePeriodSeconds }),
-  usage: () => send("GET", "/api/v1/usage/stats"),
-  listProducts: (cursor) => send("GET", `/api/v1/admin/products${query({ cursor })}`),
-  createProduct: (fields) => send("POST", "/api/v1/admin/products", fields),
-  listUsers: (cursor, limit) => send("GET", `/api/v1/admin/users${query({ cursor, limit })}`),
-  createUser: (fields) => send("POST", "/api/v1/admin/users", fields),
+  updateKey: (id, fields, version) => send('PATCH', `/api/v1/keys/${encodeURIComponent(id)}`, fields, undefined, ifMatch(version)),
+  revokeKey: (id) => send('DELETE', `/api/v1/keys/${encodeURIComponent(id)}`),
+  rotateKey: (id, gracePeriodSeconds) => send('POST', `/api/v1/keys/${encodeURIComponent(id)}/rotate`, { gracePeriodSeconds }),
+  usage: () => send('GET', '/api/v1/usage/stats'),
+  listProducts: (cursor) => send('GET', `/api/v1/admin/products${query({ cursor })}`),
+  createProduct: (fields) => send('POST', '/api/v1/admin/products', fields),
+  listUsers: (cursor, limit) => send('GET', `/api/v1/admin/users${query({ cursor, limit })}`),
+  createUser: (fields) => send('POST', '/api/v1/admin/users', fields),
   // Owner-level limits (rateLimitPerMinute, rateLimitPerDay, maxActiveKeys; null clears one).
-  updateUser: (id, fields) => send("PATCH", `/api/v1/admin/users/${encodeURIComponent(id)}`, fields),
-  audit: (cursor) => send("GET", `/api/v1/admin/audit${query({ cursor })}`),
+  updateUser: (id, fields) => send('PATCH', `/api/v1/admin/users/${encodeURIComponent(id)}`, fields),
+  audit: (cursor) => send('GET', `/api/v1/admin/audit${query({ cursor })}`),
 };
 
 /** If-Match for a key's version (its ETag is the version in quotes); none when unknown. @param {number | undefined} version */
 function ifMatch(version) {
-  return typeof version === "number" ? { "If-Match": `"${version}"` } : {};
+  return typeof version === 'number' ? { 'If-Match': `"${version}"` } : {};
 }
 
 /**

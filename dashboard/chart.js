@@ -1,7 +1,7 @@
 // The 30-day usage chart: an inline SVG whose bar heights are SVG attributes,
 // so the strict CSP (no inline styles) has nothing to block.
 
-const SVG = "http://www.w3.org/2000/svg";
+const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 900;
 const HEIGHT = 220;
 const PLOT_TOP = 12;
@@ -49,8 +49,8 @@ export function usageChart(days) {
   const slot = (WIDTH - AXIS_LEFT) / days.length;
   const total = days.reduce((sum, day) => sum + day.count, 0);
 
-  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", class: "bars" });
-  const label = svg("title");
+  const chart = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'img', class: 'bars' });
+  const label = svg('title');
   label.textContent = `Calls per day over the last ${days.length} days: ${total} in total`;
   chart.append(label);
 
@@ -58,36 +58,40 @@ export function usageChart(days) {
   const levels = top % 2 === 0 ? [top, top / 2, 0] : [top, 0];
   for (const value of levels) {
     const y = PLOT_BOTTOM - (value / top) * plotHeight;
-    chart.append(svg("line", { x1: AXIS_LEFT, x2: WIDTH, y1: y, y2: y, class: "grid" }));
-    const tick = svg("text", { x: AXIS_LEFT - 6, y: y + 4, class: "tick", "text-anchor": "end" });
+    chart.append(svg('line', { x1: AXIS_LEFT, x2: WIDTH, y1: y, y2: y, class: 'grid' }));
+    const tick = svg('text', { x: AXIS_LEFT - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' });
     tick.textContent = String(value);
     chart.append(tick);
   }
 
   days.forEach((day, index) => {
     const height = (day.count / top) * plotHeight;
-    const bar = svg("rect", {
+    const bar = svg('rect', {
       x: (AXIS_LEFT + index * slot + slot * 0.15).toFixed(1),
       y: (PLOT_BOTTOM - height).toFixed(1),
       width: (slot * 0.7).toFixed(1),
       height: height.toFixed(1),
-      class: "bar",
-      "data-date": day.date,
-      "data-count": day.count,
+      class: 'bar',
+      'data-date': day.date,
+      'data-count': day.count,
     });
-    const tip = svg("title");
-    tip.textContent = `${day.date}: ${day.count} call${day.count === 1 ? "" : "s"}`;
+    const tip = svg('title');
+    tip.textContent = `${day.date}: ${day.count} call${day.count === 1 ? '' : 's'}`;
     bar.append(tip);
     chart.append(bar);
   });
 
   // First, middle and last day under the bars, anchored so none is cut off.
-  const labels = [[0, "start"], [Math.floor(days.length / 2), "middle"], [days.length - 1, "end"]];
+  const labels = [
+    [0, 'start'],
+    [Math.floor(days.length / 2), 'middle'],
+    [days.length - 1, 'end'],
+  ];
   for (const [index, anchor] of labels) {
     const day = days[index];
     if (!day) continue;
-    const x = anchor === "start" ? AXIS_LEFT + index * slot : anchor === "end" ? AXIS_LEFT + (index + 1) * slot : AXIS_LEFT + (index + 0.5) * slot;
-    const text = svg("text", { x: x.toFixed(1), y: HEIGHT - 6, class: "tick", "text-anchor": anchor });
+    const x = anchor === 'start' ? AXIS_LEFT + index * slot : anchor === 'end' ? AXIS_LEFT + (index + 1) * slot : AXIS_LEFT + (index + 0.5) * slot;
+    const text = svg('text', { x: x.toFixed(1), y: HEIGHT - 6, class: 'tick', 'text-anchor': anchor });
     text.textContent = day.date.slice(5);
     chart.append(text);
   }

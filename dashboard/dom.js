@@ -17,7 +17,7 @@ export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (value === undefined || value === false) continue;
-    node.setAttribute(name, value === true ? "" : String(value));
+    node.setAttribute(name, value === true ? '' : String(value));
   }
   for (const child of children) {
     if (child === null || child === undefined) continue;
@@ -28,17 +28,17 @@ export function el(tag, attributes = {}, ...children) {
 
 /** A table cell that names its column, for the stacked phone layout. */
 export function cell(label, ...children) {
-  return el("td", { "data-label": label }, ...children);
+  return el('td', { 'data-label': label }, ...children);
 }
 
 /** "2026-05-03 14:22" in the viewer's time zone inside a <time>, or a dash. @param {string | null | undefined} iso */
 export function when(iso) {
-  if (!iso) return "—";
+  if (!iso) return '—';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  const pad = (n) => String(n).padStart(2, "0");
+  const pad = (n) => String(n).padStart(2, '0');
   const text = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
-  return el("time", { datetime: iso, title: iso }, text);
+  return el('time', { datetime: iso, title: iso }, text);
 }
 
 /** A datetime-local input's value as ISO 8601, or null when empty. @param {string} value */
@@ -48,9 +48,9 @@ export function localInputToIso(value) {
 
 /** An ISO time as a datetime-local input value (local time, minutes). @param {string | null} iso */
 export function isoToLocalInput(iso) {
-  if (!iso) return "";
+  if (!iso) return '';
   const date = new Date(iso);
-  const pad = (n) => String(n).padStart(2, "0");
+  const pad = (n) => String(n).padStart(2, '0');
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
@@ -61,5 +61,5 @@ export function words(text) {
 
 /** A number input's value, or null when left empty (= inherit). @param {string} value */
 export function optionalNumber(value) {
-  return value === "" ? null : Number(value);
+  return value === '' ? null : Number(value);
 }

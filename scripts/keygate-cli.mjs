@@ -60,7 +60,13 @@ export class GatewayRefusal extends Error {
 }
 
 /** @param {string | undefined} text */
-const list = (text) => (text === undefined ? undefined : text.split(',').map((item) => item.trim()).filter(Boolean));
+const list = (text) =>
+  text === undefined
+    ? undefined
+    : text
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean);
 
 /** @param {string | undefined} text @param {string} flag */
 function integer(text, flag) {
@@ -99,7 +105,11 @@ export function table(rows, columns) {
   if (rows.length === 0) return '(none)';
   const cells = rows.map((row) => columns.map(([field]) => cell(row[field])));
   const widths = columns.map(([, heading], i) => Math.max(heading.length, ...cells.map((r) => /** @type {string} */ (r[i]).length)));
-  const line = (/** @type {string[]} */ values) => values.map((v, i) => v.padEnd(/** @type {number} */ (widths[i]))).join('  ').trimEnd();
+  const line = (/** @type {string[]} */ values) =>
+    values
+      .map((v, i) => v.padEnd(/** @type {number} */ (widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(columns.map(([, heading]) => heading)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 

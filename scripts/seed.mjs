@@ -188,12 +188,9 @@ async function keyStatements(now) {
 export async function buildSeedSql({ originUrl, now = new Date() }) {
   const at = now.toISOString();
   const { statements: keySql, plaintext } = await keyStatements(at);
-  const sql = [
-    '-- keygate demo seed (scripts/seed.mjs). Safe to re-run.',
-    ...(await userStatements(at)),
-    ...productStatements(originUrl, at),
-    ...keySql,
-  ].join('\n');
+  const sql = ['-- keygate demo seed (scripts/seed.mjs). Safe to re-run.', ...(await userStatements(at)), ...productStatements(originUrl, at), ...keySql].join(
+    '\n',
+  );
   return {
     sql: `${sql}\n`,
     keys: /** @type {SeedResult['keys']} */ (plaintext),

@@ -153,9 +153,7 @@ async function main() {
     void shutdown(1);
   });
 
-  console.log(
-    banner({ url: dev.url, originUrl, devVarsPath: config.devVarsPath, adminToken: secrets.ADMIN_TOKEN, keys: seed.keys }),
-  );
+  console.log(banner({ url: dev.url, originUrl, devVarsPath: config.devVarsPath, adminToken: secrets.ADMIN_TOKEN, keys: seed.keys }));
   ready = true;
 }
 

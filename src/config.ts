@@ -38,10 +38,7 @@ const integer = (fallback: number, min: number, max: number) =>
       z.optional(z.union([z.string(), z.pipe(z.number(), z.transform(String))])),
       z.transform((value: string | undefined) => (value === undefined || value.trim() === "" ? String(fallback) : value.trim())),
     ),
-    z.pipe(
-      z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)),
-      z.number().check(z.gte(min), z.lte(max)),
-    ),
+    z.pipe(z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)), z.number().check(z.gte(min), z.lte(max))),
   );
 
 const optionalText = z.pipe(

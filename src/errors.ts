@@ -207,12 +207,7 @@ export function errorBody(err: GatewayError, format: ErrorFormat, requestId: str
   return body;
 }
 
-export function renderError(
-  err: GatewayError,
-  format: ErrorFormat,
-  requestId: string,
-  extraHeaders?: HeadersInit,
-): Response {
+export function renderError(err: GatewayError, format: ErrorFormat, requestId: string, extraHeaders?: HeadersInit): Response {
   const headers = new Headers(extraHeaders);
   headers.set("Content-Type", "application/json");
   headers.set("X-Request-Id", requestId);

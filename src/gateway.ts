@@ -61,9 +61,7 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
 
   assertDeclaredLength(request, config.maxBodyBytes);
   const call: CallContext = { product, clientIp, method: request.method, relativePath: relativePath(product, path) };
-  const { principal, body, limitHeaders } = await recordingAuthFailures(c.env, config, clientIp, () =>
-    admitCall(c.env, config, request, call, requestId, now),
-  );
+  const { principal, body, limitHeaders } = await recordingAuthFailures(c.env, config, clientIp, () => admitCall(c.env, config, request, call, requestId, now));
 
   let response: Response;
   try {
@@ -113,14 +111,7 @@ function assertNotThrottledReadably(c: Context<AppEnv>, clientIp: string | null,
  * One limiter call either way: a call refused after authentication still gets
  * the limit headers but consumes nothing; an admitted one is counted.
  */
-async function admitCall(
-  env: Env,
-  config: Config,
-  request: Request,
-  call: CallContext,
-  requestId: string,
-  now: number,
-): Promise<Admission> {
+async function admitCall(env: Env, config: Config, request: Request, call: CallContext, requestId: string, now: number): Promise<Admission> {
   const principal = await authenticate(request.headers, env.DB, config, now);
   const refusal = authorizeCall(principal, call);
   const check = limitCheck(principal, call.product, config, requestId);

@@ -111,7 +111,14 @@ export async function measureSerial({ url, path, mix, check, durationSeconds, wa
       const req = httpRequest(target, { agent, headers }, (res) => {
         const chunks = [];
         res.on('data', (chunk) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers, ms: Number(process.hrtime.bigint() - started) / 1e6 }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode,
+            body: Buffer.concat(chunks).toString('utf8'),
+            headers: res.headers,
+            ms: Number(process.hrtime.bigint() - started) / 1e6,
+          }),
+        );
         res.on('error', reject);
       });
       req.on('error', reject);

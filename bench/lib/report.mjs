@@ -111,7 +111,18 @@ export function printScenarios(rows) {
 export function printCosts(costs) {
   printGrid(
     ['', 'scenario', 'DO calls', 'DO rows read', 'DO rows written', 'D1 queries', 'D1 rows read', 'D1 rows written', 'CPU ms', 'USD / M req'],
-    costs.map((c) => [c.id, c.label, fixed(c.doCalls, 2), fixed(c.doRowsRead, 2), fixed(c.doRowsWritten, 2), fixed(c.d1Queries, 2), fixed(c.d1RowsRead, 2), fixed(c.d1RowsWritten, 2), fixed(c.cpuMs, 2), fixed(c.usdPerMillion, 3)]),
+    costs.map((c) => [
+      c.id,
+      c.label,
+      fixed(c.doCalls, 2),
+      fixed(c.doRowsRead, 2),
+      fixed(c.doRowsWritten, 2),
+      fixed(c.d1Queries, 2),
+      fixed(c.d1RowsRead, 2),
+      fixed(c.d1RowsWritten, 2),
+      fixed(c.cpuMs, 2),
+      fixed(c.usdPerMillion, 3),
+    ]),
   );
 }
 
@@ -152,7 +163,8 @@ export function markdownReport(results) {
     '| | scenario | req/s | p50 ms | p99 ms | CPU ms/req |',
     '| --- | --- | ---: | ---: | ---: | ---: |',
     ...results.scenarios.map(
-      (s) => `| ${s.id} | ${s.label} | ${r(s.reqPerSec)} | ${r(s.p50Ms, s.p50Ms.median < 10 ? 2 : 0)} | ${r(s.p99Ms, s.p99Ms.median < 10 ? 2 : 0)} | ${r(s.cpuMsPerRequest, 2)} |`,
+      (s) =>
+        `| ${s.id} | ${s.label} | ${r(s.reqPerSec)} | ${r(s.p50Ms, s.p50Ms.median < 10 ? 2 : 0)} | ${r(s.p99Ms, s.p99Ms.median < 10 ? 2 : 0)} | ${r(s.cpuMsPerRequest, 2)} |`,
     ),
     '',
     `Operations per request, counted (cost pass, ${results.settings.countedRequests} calls each), priced with \`bench/prices.mjs\` (${results.prices.date}):`,

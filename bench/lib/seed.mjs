@@ -15,7 +15,9 @@ const MAX_BOUND_PARAMETERS = 100;
 /** Applies migrations/*.sql in order. @param {D1Database} db */
 export async function applyMigrations(db) {
   const dir = join(repoRoot, 'migrations');
-  for (const file of readdirSync(dir).filter((name) => name.endsWith('.sql')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((name) => name.endsWith('.sql'))
+    .sort()) {
     const statements = unstable_splitSqlQuery(readFileSync(join(dir, file), 'utf8'));
     await db.batch(statements.map((sql) => db.prepare(sql)));
   }

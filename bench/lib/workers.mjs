@@ -61,9 +61,7 @@ export async function startWorker({ scriptPath, bindings = {}, durableObjects = 
     d1Persist: join(storage, 'd1'),
     durableObjectsPersist: join(storage, 'do'),
     d1Databases: Object.fromEntries(d1.map((name) => [name, `bench-${name.toLowerCase()}`])),
-    durableObjects: Object.fromEntries(
-      Object.entries(durableObjects).map(([binding, className]) => [binding, { className, useSQLite: true }]),
-    ),
+    durableObjects: Object.fromEntries(Object.entries(durableObjects).map(([binding, className]) => [binding, { className, useSQLite: true }])),
   });
   const url = await mf.ready;
   // Its workerd process: the one that was not there before (workers start one at a time).

@@ -11,9 +11,7 @@ export class Counter extends DurableObject {
   }
 
   increment() {
-    return this.ctx.storage.sql
-      .exec('INSERT INTO counter (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = n + 1 RETURNING n')
-      .one().n;
+    return this.ctx.storage.sql.exec('INSERT INTO counter (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = n + 1 RETURNING n').one().n;
   }
 }
 

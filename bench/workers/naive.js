@@ -18,7 +18,7 @@ export default {
     const row = await env.DB.prepare('SELECT id, status, rate_limit_per_day FROM api_keys WHERE hash = ?')
       .bind(await sha256Hex(key))
       .first();
-    if (!row || row.status !== 'active') return Response.json({ error: 'Invalid or inactive API key' }, { status: 401 });
+    if (row?.status !== 'active') return Response.json({ error: 'Invalid or inactive API key' }, { status: 401 });
 
     const day = new Date().toISOString().slice(0, 10);
     const { count } = await env.DB.prepare(

@@ -48,7 +48,7 @@ function d1Blocks(text) {
 export function readD1Config(text, databaseName) {
   const blocks = d1Blocks(text);
   const block = databaseName ? blocks.find((b) => b.databaseName === databaseName) : blocks[0];
-  if (!block || !block.databaseName) {
+  if (!block?.databaseName) {
     throw new SetupError(`no [[d1_databases]] table with a database_name${databaseName ? ` "${databaseName}"` : ''} in the config`);
   }
   return { binding: block.binding, databaseName: block.databaseName, databaseId: block.databaseId };
@@ -215,7 +215,12 @@ function appendSecretsFile(path, values) {
   try {
     fchmodSync(fd, 0o600);
     writeSync(fd, `# keygate on Cloudflare, written by npm run setup:cloudflare (${new Date().toISOString()}). Never commit.\n`);
-    writeSync(fd, `${Object.entries(values).map(([name, value]) => dotEnvLine(name, value)).join('\n')}\n`);
+    writeSync(
+      fd,
+      `${Object.entries(values)
+        .map(([name, value]) => dotEnvLine(name, value))
+        .join('\n')}\n`,
+    );
   } finally {
     closeSync(fd);
   }
@@ -256,7 +261,8 @@ export async function runSetup(options, io) {
       step(`D1 database ${d1.databaseName}: already exists (${databaseId})`);
     } else {
       const created = await run(['d1', 'create', d1.databaseName]);
-      databaseId = parseCreatedDatabaseId(`${created.stdout}\n${created.stderr}`) ?? findDatabaseId((await run(['d1', 'list', '--json'])).stdout, d1.databaseName);
+      databaseId =
+        parseCreatedDatabaseId(`${created.stdout}\n${created.stderr}`) ?? findDatabaseId((await run(['d1', 'list', '--json'])).stdout, d1.databaseName);
       if (!databaseId) throw new SetupError(`wrangler d1 create ${d1.databaseName} succeeded but printed no database id, and d1 list does not show it`);
       step(`D1 database ${d1.databaseName}: created (${databaseId})`);
     }

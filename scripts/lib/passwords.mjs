@@ -10,9 +10,7 @@ function base64url(bytes) {
 
 /** @param {string} password @param {Uint8Array<ArrayBuffer>} salt @param {number} iterations */
 async function derive(password, salt, iterations) {
-  const material = await crypto.subtle.importKey('raw', new TextEncoder().encode(password), 'PBKDF2', false, [
-    'deriveBits',
-  ]);
+  const material = await crypto.subtle.importKey('raw', new TextEncoder().encode(password), 'PBKDF2', false, ['deriveBits']);
   const bits = await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations }, material, 256);
   return new Uint8Array(bits);
 }

@@ -30,18 +30,13 @@ function persistArgs(persistTo) {
 export function runWrangler(args, { cwd = repoRoot, timeoutMs = 120_000 } = {}) {
   return new Promise((resolve, reject) => {
     // stdin is a pipe, not a TTY, so wrangler skips its confirmation prompts.
-    execFile(
-      wranglerBin,
-      args,
-      { cwd, env: wranglerEnv({ CI: 'true' }), timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        if (error) {
-          reject(new Error(`wrangler ${args.join(' ')} failed: ${error.message}\n${stdout}\n${stderr}`.trim()));
-        } else {
-          resolve(stdout);
-        }
-      },
-    );
+    execFile(wranglerBin, args, { cwd, env: wranglerEnv({ CI: 'true' }), timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) {
+        reject(new Error(`wrangler ${args.join(' ')} failed: ${error.message}\n${stdout}\n${stderr}`.trim()));
+      } else {
+        resolve(stdout);
+      }
+    });
   });
 }
 
@@ -67,10 +62,7 @@ export function executeLocalD1File(file, { persistTo, cwd } = {}) {
  * @returns {Promise<Record<string, unknown>[]>}
  */
 export async function queryLocalD1(sql, { persistTo, cwd } = {}) {
-  const stdout = await runWrangler(
-    ['d1', 'execute', D1_DATABASE, '--local', '--yes', '--json', '--command', sql, ...persistArgs(persistTo)],
-    { cwd },
-  );
+  const stdout = await runWrangler(['d1', 'execute', D1_DATABASE, '--local', '--yes', '--json', '--command', sql, ...persistArgs(persistTo)], { cwd });
   const parsed = JSON.parse(stdout);
   return parsed.flatMap((/** @type {{ results?: Record<string, unknown>[] }} */ r) => r.results ?? []);
 }
@@ -121,23 +113,16 @@ class OutputTail {
  *   gets the child at once, so a caller interrupted during the wait can still stop it
  * @returns {Promise<DevServer>}
  */
-export async function startWranglerDev({
-  port,
-  host = LOOPBACK,
-  persistTo,
-  envFile,
-  vars = {},
-  cwd = repoRoot,
-  timeoutMs = 60_000,
-  onOutput,
-  onSpawn,
-}) {
+export async function startWranglerDev({ port, host = LOOPBACK, persistTo, envFile, vars = {}, cwd = repoRoot, timeoutMs = 60_000, onOutput, onSpawn }) {
   const args = [
     'dev',
-    '--ip', host,
-    '--port', String(port),
+    '--ip',
+    host,
+    '--port',
+    String(port),
     // An explicit free inspector port: two dev servers must not race for 9229.
-    '--inspector-port', String(await freePort(host)),
+    '--inspector-port',
+    String(await freePort(host)),
     '--show-interactive-dev-session=false',
     ...persistArgs(persistTo),
     ...(envFile ? ['--env-file', envFile] : []),

@@ -9,12 +9,7 @@ import { fromHex, keyPrefix, matchesKeyFormat, sha256, type KeyFormatName } from
  */
 export type KeyLookup<K extends KeyRecord = KeyRecord> = (prefix: string) => Promise<K[]>;
 
-export async function verifyApiKey<K extends KeyRecord>(
-  key: string,
-  format: KeyFormatName | undefined,
-  lookup: KeyLookup<K>,
-  now: number,
-): Promise<K> {
+export async function verifyApiKey<K extends KeyRecord>(key: string, format: KeyFormatName | undefined, lookup: KeyLookup<K>, now: number): Promise<K> {
   // Cheapest first: a key that cannot be one is refused without storage.
   if (format === undefined || !matchesKeyFormat(key, format)) throw new GatewayError("API_KEY_FORMAT_INVALID");
 

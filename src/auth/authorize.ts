@@ -40,10 +40,13 @@ export function authorizeCall(principal: Principal, call: CallContext): GatewayE
   if (!products.includes("*") && !products.includes(call.product.slug)) {
     return new GatewayError("API_KEY_PRODUCT_FORBIDDEN");
   }
-  const missing = missingScope(principalScopes(principal), requiredScopes(call.product.scopeRules, call.method, call.relativePath, {
-    caseSensitive: call.product.caseSensitiveRules,
-    strictTrailingSlash: call.product.strictTrailingSlash,
-  }));
+  const missing = missingScope(
+    principalScopes(principal),
+    requiredScopes(call.product.scopeRules, call.method, call.relativePath, {
+      caseSensitive: call.product.caseSensitiveRules,
+      strictTrailingSlash: call.product.strictTrailingSlash,
+    }),
+  );
   if (missing !== undefined) {
     return new GatewayError(principal.method === "api_key" ? "API_KEY_SCOPE_MISSING" : "JWT_SCOPE_MISSING", {
       details: { requiredScope: missing },

@@ -5,9 +5,7 @@ import { detectKeyFormat, type KeyFormatName } from "./key-format";
  * Which credential a request carries (SPEC section 1). Pure: it reads header
  * values and decides, touching no storage.
  */
-export type Credential =
-  | { kind: "api_key"; key: string; format: KeyFormatName | undefined }
-  | { kind: "jwt"; token: string };
+export type Credential = { kind: "api_key"; key: string; format: KeyFormatName | undefined } | { kind: "jwt"; token: string };
 
 // Optional whitespace around a header value is HTTP's (RFC 9110: SP / HTAB).
 const OWS = /^[ \t]+|[ \t]+$/g;
@@ -20,11 +18,7 @@ function malformed(message: string): GatewayError {
   return new GatewayError("AUTH_HEADER_MALFORMED", { message });
 }
 
-export function extractCredential(
-  apiKeyHeader: string | null,
-  authorizationHeader: string | null,
-  formats: readonly KeyFormatName[],
-): Credential {
+export function extractCredential(apiKeyHeader: string | null, authorizationHeader: string | null, formats: readonly KeyFormatName[]): Credential {
   // X-API-Key, when present, is used exclusively: no fallback to Authorization.
   if (apiKeyHeader !== null) {
     const key = apiKeyHeader.replace(OWS, "");

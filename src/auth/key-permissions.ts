@@ -102,12 +102,7 @@ export function adminDecisionRefusal(editor: KeyEditor, key: KeyDecisions, field
  * its status, or moving its expiry earlier). Then it stays the admin's, so the
  * owner cannot afterwards undo it as their own.
  */
-export function decisionSetters(
-  editor: KeyEditor,
-  actor: string,
-  key: KeyDecisions,
-  fields: DecisionFields,
-): { statusSetBy?: string; expiresSetBy?: string } {
+export function decisionSetters(editor: KeyEditor, actor: string, key: KeyDecisions, fields: DecisionFields): { statusSetBy?: string; expiresSetBy?: string } {
   const setters: { statusSetBy?: string; expiresSetBy?: string } = {};
   if (fields.status !== undefined && (editor.isAdmin || fields.status !== key.status)) setters.statusSetBy = actor;
   const adminExpiry = key.expiresAt !== null && setByAnotherThanOwner(key.expiresSetBy, key.ownerId);

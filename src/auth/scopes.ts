@@ -152,7 +152,10 @@ function compileSegment(segment: string): GlobSegment {
   const pieces = segment.split("*");
   const head = pieces[0]!;
   const tail = pieces[pieces.length - 1]!;
-  const middles = pieces.slice(1, -1).filter((piece) => piece !== "").map(needle);
+  const middles = pieces
+    .slice(1, -1)
+    .filter((piece) => piece !== "")
+    .map(needle);
   const fixedLength = head.length + tail.length + middles.reduce((sum, middle) => sum + middle.text.length, 0);
   return { kind: "wildcard", head, middles, tail, fixedLength };
 }

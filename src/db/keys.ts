@@ -243,13 +243,7 @@ const CHANGE_COLUMNS: Record<keyof KeyChanges, { column: string; json?: true }> 
  * the caller read and judged) and not revoked. RETURNING gives the row as
  * written (writtenKey); no row means the write lost a race and changed nothing.
  */
-export function updateKeyStatement(
-  db: D1Database,
-  id: string,
-  expectedVersion: number,
-  changes: KeyChanges,
-  updatedAt: string,
-): D1PreparedStatement {
+export function updateKeyStatement(db: D1Database, id: string, expectedVersion: number, changes: KeyChanges, updatedAt: string): D1PreparedStatement {
   const named = (Object.keys(CHANGE_COLUMNS) as (keyof KeyChanges)[]).filter((field) => changes[field] !== undefined);
   const assignments = named.map((field) => `${CHANGE_COLUMNS[field].column} = ?`);
   const values = named.map((field) => (CHANGE_COLUMNS[field].json ? JSON.stringify(changes[field]) : (changes[field] as string | number | null)));
@@ -311,9 +305,7 @@ export function markRotatedStatement(
  * key was not marked as rotated to it (someone rotated or revoked it first).
  */
 export function dropUnclaimedReplacementStatement(db: D1Database, oldId: string, replacementId: string): D1PreparedStatement {
-  return db
-    .prepare("DELETE FROM api_keys WHERE id = ?2 AND NOT EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND rotated_to = ?2)")
-    .bind(oldId, replacementId);
+  return db.prepare("DELETE FROM api_keys WHERE id = ?2 AND NOT EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND rotated_to = ?2)").bind(oldId, replacementId);
 }
 
 /** Before a user row is deleted: their keys stay (revoked) but no longer point at them. */

@@ -99,10 +99,7 @@ export function listProductPage(db: D1Database, query: ProductPageQuery): Promis
 }
 
 export async function getProduct(db: D1Database, idOrSlug: string): Promise<Product | undefined> {
-  const row = await db
-    .prepare("SELECT * FROM products WHERE id = ?1 OR slug = ?1")
-    .bind(idOrSlug)
-    .first<ProductRow>();
+  const row = await db.prepare("SELECT * FROM products WHERE id = ?1 OR slug = ?1").bind(idOrSlug).first<ProductRow>();
   return row ? rowToProduct(row) : undefined;
 }
 
@@ -139,9 +136,7 @@ export function updateProductStatement(db: D1Database, product: Product): D1Prep
   const assignments = EDITABLE_COLUMNS.split(", ")
     .map((column) => `${column} = ?`)
     .join(", ");
-  return db
-    .prepare(`UPDATE products SET ${assignments}, updated_at = ? WHERE id = ?`)
-    .bind(...editableValues(product), product.updatedAt, product.id);
+  return db.prepare(`UPDATE products SET ${assignments}, updated_at = ? WHERE id = ?`).bind(...editableValues(product), product.updatedAt, product.id);
 }
 
 export function deleteProductStatement(db: D1Database, id: string): D1PreparedStatement {

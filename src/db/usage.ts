@@ -14,9 +14,7 @@ export async function dailyUsage(db: D1Database, keyIds: readonly string[], from
   if (keyIds.length === 0) return [];
   // json_each keeps it one statement whatever the number of keys (D1 caps bound parameters at 100).
   const { results } = await db
-    .prepare(
-      "SELECT key_id AS keyId, day, count FROM usage_daily WHERE key_id IN (SELECT value FROM json_each(?)) AND day >= ? ORDER BY day",
-    )
+    .prepare("SELECT key_id AS keyId, day, count FROM usage_daily WHERE key_id IN (SELECT value FROM json_each(?)) AND day >= ? ORDER BY day")
     .bind(JSON.stringify(keyIds), fromDay)
     .all<DailyCount>();
   return results;

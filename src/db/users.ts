@@ -129,9 +129,7 @@ export function listUserPage(db: D1Database, query: UserPageQuery): Promise<Page
 
 /** Every column of the row (created_at is never changed by the API, so writing it back is a no-op). */
 export function updateUserStatement(db: D1Database, user: UserRecord): D1PreparedStatement {
-  return db
-    .prepare(`UPDATE users SET ${WRITTEN_COLUMNS.map((column) => `${column} = ?`).join(", ")} WHERE id = ?`)
-    .bind(...writtenValues(user), user.id);
+  return db.prepare(`UPDATE users SET ${WRITTEN_COLUMNS.map((column) => `${column} = ?`).join(", ")} WHERE id = ?`).bind(...writtenValues(user), user.id);
 }
 
 export function deleteUserStatement(db: D1Database, id: string): D1PreparedStatement {

@@ -2,16 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { credentialStateOutcome } from "../auth/credential-state";
 import type { Env } from "../env";
 import { isApiKeyCredential } from "./names";
-import {
-  DAY_MS,
-  MINUTE_MS,
-  ownerWindowCounts,
-  windowCounts,
-  windowStarts,
-  type CredentialState,
-  type LimitCheck,
-  type LimitDecision,
-} from "./windows";
+import { DAY_MS, MINUTE_MS, ownerWindowCounts, windowCounts, windowStarts, type CredentialState, type LimitCheck, type LimitDecision } from "./windows";
 
 /**
  * One object per credential (`key:<lineage id>`, `user:<id>`, `sub:…`:
@@ -176,7 +167,10 @@ export class RateLimiter extends DurableObject<Env> {
     if (input.grantVersion !== undefined && input.grantVersion < this.minGrantVersion) return { outcome: "revoked" };
 
     const own: Bucket = input.lineageId === undefined ? "" : lineageBucket(input.lineageId);
-    const used = (bucket: Bucket) => ({ minute: this.countIn(counterName(bucket, "minute"), minuteStart), day: this.countIn(counterName(bucket, "day"), dayStart) });
+    const used = (bucket: Bucket) => ({
+      minute: this.countIn(counterName(bucket, "minute"), minuteStart),
+      day: this.countIn(counterName(bucket, "day"), dayStart),
+    });
     const ownUsed = used(own);
     const owner = this.ownerLimits;
     const ownerUsed = owner ? used("owner") : undefined;
@@ -187,9 +181,7 @@ export class RateLimiter extends DurableObject<Env> {
     const decide = (outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded", added = 0): LimitDecision => ({
       outcome,
       ...windowCounts(now, input, ownUsed.minute + added, ownUsed.day + added),
-      ...(owner && ownerUsed
-        ? { owner: ownerWindowCounts(now, owner, ownerUsed.minute + added, ownerUsed.day + added) }
-        : {}),
+      ...(owner && ownerUsed ? { owner: ownerWindowCounts(now, owner, ownerUsed.minute + added, ownerUsed.day + added) } : {}),
     });
 
     if (!input.consume) return decide("peek");
@@ -294,7 +286,10 @@ export class RateLimiter extends DurableObject<Env> {
       this.movedToOwner = false;
       this.sql.exec("DELETE FROM state WHERE name = 'moved_to_owner'");
     }
-    if (lineageId === undefined) return this.addCounts("", counts);
+    if (lineageId === undefined) {
+      this.addCounts("", counts);
+      return;
+    }
     this.addCounts(lineageBucket(lineageId), counts);
     // The lineage's calls in the current windows were the owner's calls too.
     if (this.ownerLimits) this.addCounts("owner", counts);
@@ -302,7 +297,10 @@ export class RateLimiter extends DurableObject<Env> {
 
   private addCounts(bucket: Bucket, counts: BucketCounts): void {
     const { minuteStart, dayStart } = windowStarts(Date.now());
-    for (const [window, start] of [["minute", minuteStart], ["day", dayStart]] as const) {
+    for (const [window, start] of [
+      ["minute", minuteStart],
+      ["day", dayStart],
+    ] as const) {
       const handed = counts[window];
       if (!handed || handed.windowStart !== start || handed.count === 0) continue; // a window that has passed counts nothing
       const name = counterName(bucket, window);
@@ -346,10 +344,7 @@ export class RateLimiter extends DurableObject<Env> {
   raiseMinGrantVersion(version: number): void {
     if (version <= this.minGrantVersion) return;
     this.minGrantVersion = version;
-    this.sql.exec(
-      "INSERT INTO state (name, value) VALUES ('min_grant_version', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-      String(version),
-    );
+    this.sql.exec("INSERT INTO state (name, value) VALUES ('min_grant_version', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", String(version));
   }
 
   /**
@@ -455,14 +450,27 @@ export class RateLimiter extends DurableObject<Env> {
       return;
     }
     // An object from before the ledger: its tables, read once; the next write stores them as a ledger.
-    const tables = new Set(this.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((t) => t.name));
+    const tables = new Set(
+      this.sql
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .toArray()
+        .map((t) => t.name),
+    );
     if (tables.has("counters")) {
       for (const r of this.sql.exec<{ name: string; window_start: number; count: number }>("SELECT * FROM counters")) {
         this.counters.set(r.name, { windowStart: r.window_start, count: r.count });
       }
     }
     if (tables.has("daily")) {
-      this.closedDays.set("", new Map(this.sql.exec<{ day: string; count: number }>("SELECT day, count FROM daily").toArray().map((r) => [r.day, r.count])));
+      this.closedDays.set(
+        "",
+        new Map(
+          this.sql
+            .exec<{ day: string; count: number }>("SELECT day, count FROM daily")
+            .toArray()
+            .map((r) => [r.day, r.count]),
+        ),
+      );
     }
     if (tables.has("admitted")) {
       // Admissions from before per-key last use name no key: they were the object's own key's (credential_id).

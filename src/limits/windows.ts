@@ -97,12 +97,7 @@ export function ownerWindowCounts(
   };
 }
 
-export function windowCounts(
-  now: number,
-  limits: Pick<LimitCheck, "limitPerMinute" | "limitPerDay">,
-  minuteUsed: number,
-  dayUsed: number,
-): WindowCounts {
+export function windowCounts(now: number, limits: Pick<LimitCheck, "limitPerMinute" | "limitPerDay">, minuteUsed: number, dayUsed: number): WindowCounts {
   return { minute: windowState(now, limits.limitPerMinute, minuteUsed, MINUTE_MS), day: windowState(now, limits.limitPerDay, dayUsed, DAY_MS) };
 }
 

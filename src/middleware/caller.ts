@@ -15,6 +15,7 @@ import type { Env } from "../env";
 import { GatewayError } from "../errors";
 import { assertNotThrottled, recordingAuthFailures } from "../limits/auth-throttle";
 import { limiterStub } from "../limits/client";
+import type { CredentialState } from "../limits/windows";
 
 /**
  * Who calls keygate's management endpoints: the ADMIN_TOKEN secret, a JWT
@@ -54,7 +55,7 @@ async function isAdminToken(credential: Credential, config: Config): Promise<boo
  * does; ask it, as the gateway does for product calls.
  */
 async function assertKeyStateLive(env: Env, principal: Extract<Principal, { method: "api_key" }>, now: number): Promise<void> {
-  let state;
+  let state: CredentialState;
   try {
     state = await limiterStub(env, limiterName(principal)).keyState(principal.key.id);
   } catch (error) {
@@ -122,9 +123,7 @@ function callerMiddleware(admits: Admits) {
 
 /** Admins only: ADMIN_TOKEN, or a JWT of a user whose role is admin. */
 export const requireAdmin = () =>
-  callerMiddleware((caller) =>
-    caller.isAdmin ? undefined : new GatewayError("FORBIDDEN", { message: "Only admins may do this" }),
-  );
+  callerMiddleware((caller) => (caller.isAdmin ? undefined : new GatewayError("FORBIDDEN", { message: "Only admins may do this" })));
 
 /** Someone who can own keys: a keygate user's JWT, or an admin. */
 export const requireUser = () =>

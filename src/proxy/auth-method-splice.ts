@@ -99,7 +99,16 @@ const HEX = new Uint8Array(256);
 for (const c of "0123456789abcdefABCDEF") HEX[c.charCodeAt(0)] = 1;
 /** Escapes after `\` other than `u`, mapped to the byte they stand for (0: not an escape). */
 const ESCAPED = new Uint8Array(256);
-for (const [c, value] of [['"', 0x22], ["\\", 0x5c], ["/", 0x2f], ["b", 0x08], ["f", 0x0c], ["n", 0x0a], ["r", 0x0d], ["t", 0x09]] as const) {
+for (const [c, value] of [
+  ['"', 0x22],
+  ["\\", 0x5c],
+  ["/", 0x2f],
+  ["b", 0x08],
+  ["f", 0x0c],
+  ["n", 0x0a],
+  ["r", 0x0d],
+  ["t", 0x09],
+] as const) {
   ESCAPED[c.charCodeAt(0)] = value;
 }
 
@@ -371,11 +380,13 @@ class AuthMethodSplicer {
             if (d >= 0xc2 && d <= 0xdf) need = 1;
             else if (d >= 0xe0 && d <= 0xef) {
               need = 2;
-              if (d === 0xe0) low = 0xa0; // overlong
+              if (d === 0xe0)
+                low = 0xa0; // overlong
               else if (d === 0xed) high = 0x9f; // UTF-16 surrogates
             } else if (d >= 0xf0 && d <= 0xf4) {
               need = 3;
-              if (d === 0xf0) low = 0x90; // overlong
+              if (d === 0xf0)
+                low = 0x90; // overlong
               else if (d === 0xf4) high = 0x8f; // past U+10FFFF
             } else return false;
             this.keyLength = -1; // a non-ASCII byte: not "authMethod"
@@ -490,6 +501,7 @@ class AuthMethodSplicer {
           state = S_OBJECT_FIRST;
           i++;
           break;
+        // biome-ignore lint/suspicious/noFallthroughSwitchClause: not "]": the first value, which S_VALUE reads
         case S_ARRAY_FIRST:
           if (b === 0x5d) {
             this.close(c, i, sink);

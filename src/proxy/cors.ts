@@ -99,7 +99,10 @@ export function productPreflight(product: Product, request: Request): Response {
   const allowed = allowedOrigin(product, origin);
   if (!allowed) {
     throw new GatewayError("CORS_ORIGIN_NOT_ALLOWED", {
-      message: product.corsOrigins.length === 0 ? "This product admits no browser origins (CORS)" : "This origin is not among the product's allowed browser origins (CORS)",
+      message:
+        product.corsOrigins.length === 0
+          ? "This product admits no browser origins (CORS)"
+          : "This origin is not among the product's allowed browser origins (CORS)",
       details: { origin },
       headers: { Vary: PREFLIGHT_VARY },
     });

@@ -72,12 +72,18 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
     response = await fetchHeaders(target, request.method, headers, requestBody, options.timeoutMs);
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-    throw new GatewayError(timedOut ? "ORIGIN_TIMEOUT" : "ORIGIN_UNAVAILABLE", { cause: error, context: { event: "origin_failed", product: product.slug, timedOut } });
+    throw new GatewayError(timedOut ? "ORIGIN_TIMEOUT" : "ORIGIN_UNAVAILABLE", {
+      cause: error,
+      context: { event: "origin_failed", product: product.slug, timedOut },
+    });
   }
 
   if (response.status < 200) {
     // An interim answer (100 Continue, 103 Early Hints) is no answer; a Response cannot even be built from one.
-    throw new GatewayError("ORIGIN_UNAVAILABLE", { cause: `interim status ${response.status}`, context: { event: "origin_failed", product: product.slug, timedOut: false } });
+    throw new GatewayError("ORIGIN_UNAVAILABLE", {
+      cause: `interim status ${response.status}`,
+      context: { event: "origin_failed", product: product.slug, timedOut: false },
+    });
   }
   // The origin's answer passed on: status, statusText and headers copied once, into headers
   // the gateway may still change. A body the splice rewrites streams as it arrives, so an

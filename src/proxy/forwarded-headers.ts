@@ -12,7 +12,17 @@
  */
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1), never passed on in either direction. */
-const HOP_BY_HOP = ["connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP = [
+  "connection",
+  "proxy-connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+];
 const HOP_BY_HOP_RESPONSE = new Set(HOP_BY_HOP);
 
 /** Canonical names never forwarded. */

@@ -3,14 +3,7 @@ import type { AppEnv } from "../app-env";
 import { auditStatement } from "../db/audit";
 import { uniqueViolation } from "../db/constraints";
 import { nowIso } from "../db/json";
-import {
-  deleteProductStatement,
-  getProduct,
-  insertProductStatement,
-  listProductPage,
-  updateProductStatement,
-  type Product,
-} from "../db/products";
+import { deleteProductStatement, getProduct, insertProductStatement, listProductPage, updateProductStatement, type Product } from "../db/products";
 import { GatewayError } from "../errors";
 import { callerJson, requireAdmin } from "../middleware/caller";
 import { validateJson, validateQuery } from "../middleware/validate";
@@ -97,7 +90,13 @@ export const adminProductsRoutes = new Hono<AppEnv>()
     const product = await productOr404(c);
     await writeProduct(c.env.DB, [
       deleteProductStatement(c.env.DB, product.id),
-      auditStatement(c.env.DB, { actor: c.get("caller").actor, action: "product.delete", targetType: "product", targetId: product.id, details: { slug: product.slug } }),
+      auditStatement(c.env.DB, {
+        actor: c.get("caller").actor,
+        action: "product.delete",
+        targetType: "product",
+        targetId: product.id,
+        details: { slug: product.slug },
+      }),
     ]);
     return callerJson(c, { id: product.id, slug: product.slug, deleted: true });
   });

@@ -5,15 +5,7 @@ import { auditStatement } from "../db/audit";
 import { uniqueViolation } from "../db/constraints";
 import { nowIso } from "../db/json";
 import { detachOwnerStatement, listKeys, revokeKeyStatement } from "../db/keys";
-import {
-  deleteUserStatement,
-  getUser,
-  insertUserStatement,
-  listUserPage,
-  updateUserStatement,
-  userGrantVersion,
-  type UserRecord,
-} from "../db/users";
+import { deleteUserStatement, getUser, insertUserStatement, listUserPage, updateUserStatement, userGrantVersion, type UserRecord } from "../db/users";
 import { GatewayError } from "../errors";
 import { invalidateKeyCache } from "../auth/key-cache";
 import type { Env } from "../env";
@@ -133,7 +125,11 @@ export const adminUsersRoutes = new Hono<AppEnv>()
     };
     await writeUser(c.env.DB, [
       insertUserStatement(c.env.DB, user),
-      auditStatement(c.env.DB, { actor: c.get("caller").actor, action: "user.create", targetType: "user", targetId: user.id, details: auditedChanges(body) }, now),
+      auditStatement(
+        c.env.DB,
+        { actor: c.get("caller").actor, action: "user.create", targetType: "user", targetId: user.id, details: auditedChanges(body) },
+        now,
+      ),
     ]);
     // A new user has no keys yet: only their object needs to know the limits.
     if (hasOwnerLimits(user)) await moveKeyCounting(c.env, user, []);

@@ -45,9 +45,7 @@ export function encodeCursor(list: ListName, after: readonly SortValue[] | null)
 type Shape = readonly ("string" | "integer")[];
 
 function fits(value: unknown, kind: Shape[number]): boolean {
-  return kind === "string"
-    ? typeof value === "string" && value.length <= MAX_VALUE_LENGTH
-    : typeof value === "number" && Number.isSafeInteger(value);
+  return kind === "string" ? typeof value === "string" && value.length <= MAX_VALUE_LENGTH : typeof value === "number" && Number.isSafeInteger(value);
 }
 
 /** The position a cursor of `list` holds, or undefined when it is not one. */
@@ -72,10 +70,7 @@ export function decodeCursor(list: ListName, text: string, shape: Shape): SortVa
  */
 export function cursorParam<K extends readonly SortValue[]>(list: ListName, shape: Shape) {
   return z.pipe(
-    z.string().check(
-      z.maxLength(MAX_CURSOR_LENGTH),
-      z.describe(`Opaque: the nextCursor of the previous page of this list`),
-    ),
+    z.string().check(z.maxLength(MAX_CURSOR_LENGTH), z.describe(`Opaque: the nextCursor of the previous page of this list`)),
     z.transform((text: string, ctx) => {
       const after = decodeCursor(list, text, shape);
       if (after === undefined) {

@@ -190,7 +190,7 @@ export const keysRoutes = new Hono<AppEnv>()
     // A key with no owner (ADMIN_TOKEN, no ownerId) has nobody to inherit from, and
     // defaulting to every product made `keys create --name ci` an all-access key.
     if (ownerId === null && body.products === undefined) {
-      throw validationError([{ path: "products", message: "is required for a key with no owner (name them, or [\"*\"] for all)" }]);
+      throw validationError([{ path: "products", message: 'is required for a key with no owner (name them, or ["*"] for all)' }]);
     }
     // Unless the body says otherwise, a key gets what its owner may use.
     const owner = ownerId === null ? undefined : ownerId === caller.user?.id ? caller.user : await getUser(c.env.DB, ownerId);
@@ -335,12 +335,24 @@ export const keysRoutes = new Hono<AppEnv>()
       markRotatedStatement(c.env.DB, key.id, replacement.id, graceUntil, rotated.updatedAt, key.version),
       auditStatement(
         c.env.DB,
-        { actor: caller.actor, action: "key.rotate", targetType: "key", targetId: key.id, details: { rotatedTo: replacement.id, gracePeriodSeconds, graceUntil } },
+        {
+          actor: caller.actor,
+          action: "key.rotate",
+          targetType: "key",
+          targetId: key.id,
+          details: { rotatedTo: replacement.id, gracePeriodSeconds, graceUntil },
+        },
         now,
       ),
       auditStatement(
         c.env.DB,
-        { actor: caller.actor, action: "key.create", targetType: "key", targetId: replacement.id, details: { prefix: replacement.prefix, rotatedFrom: key.id } },
+        {
+          actor: caller.actor,
+          action: "key.create",
+          targetType: "key",
+          targetId: replacement.id,
+          details: { prefix: replacement.prefix, rotatedFrom: key.id },
+        },
         now,
       ),
       // The replacement must exist before the mark (rotated_to references it); if the mark missed, it goes again.

@@ -31,13 +31,7 @@ export interface Operation {
   ifMatch?: true;
 }
 
-const KEY_FAILURES: ErrorCode[] = [
-  "API_KEY_FORMAT_INVALID",
-  "API_KEY_PREFIX_NOT_FOUND",
-  "API_KEY_HASH_MISMATCH",
-  "API_KEY_INACTIVE",
-  "API_KEY_EXPIRED",
-];
+const KEY_FAILURES: ErrorCode[] = ["API_KEY_FORMAT_INVALID", "API_KEY_PREFIX_NOT_FOUND", "API_KEY_HASH_MISMATCH", "API_KEY_INACTIVE", "API_KEY_EXPIRED"];
 const JWT_FAILURES: ErrorCode[] = [
   "JWT_MALFORMED",
   "JWT_EXPIRED",
@@ -69,9 +63,34 @@ export const OPERATIONS: Operation[] = [
   { method: "get", path: "/dashboard", summary: "Redirect to the web UI", access: "anyone", status: 301 },
   { method: "get", path: "/dashboard/*", summary: "The web UI (static files)", access: "anyone", status: 200, errors: ["NOT_FOUND"] },
 
-  { method: "post", path: "/api/v1/keys", summary: "Create a key (the plaintext is in this answer only)", access: "user", body: S.KeyCreateSchema, status: 201, response: S.KeyCreatedSchema },
-  { method: "get", path: "/api/v1/keys", summary: "List keys, newest first, a page at a time (a user's own; all for admins)", access: "user", query: S.KeyListQuerySchema, status: 200, response: S.KeyListSchema },
-  { method: "get", path: "/api/v1/keys/:id", summary: "Inspect a key", access: "user", status: 200, response: S.KeyResponseSchema, errors: ["NOT_FOUND"], etag: true },
+  {
+    method: "post",
+    path: "/api/v1/keys",
+    summary: "Create a key (the plaintext is in this answer only)",
+    access: "user",
+    body: S.KeyCreateSchema,
+    status: 201,
+    response: S.KeyCreatedSchema,
+  },
+  {
+    method: "get",
+    path: "/api/v1/keys",
+    summary: "List keys, newest first, a page at a time (a user's own; all for admins)",
+    access: "user",
+    query: S.KeyListQuerySchema,
+    status: 200,
+    response: S.KeyListSchema,
+  },
+  {
+    method: "get",
+    path: "/api/v1/keys/:id",
+    summary: "Inspect a key",
+    access: "user",
+    status: 200,
+    response: S.KeyResponseSchema,
+    errors: ["NOT_FOUND"],
+    etag: true,
+  },
   {
     method: "patch",
     path: "/api/v1/keys/:id",
@@ -105,17 +124,93 @@ export const OPERATIONS: Operation[] = [
     response: S.KeyRotatedSchema,
     errors: ["NOT_FOUND", "CONFLICT"],
   },
-  { method: "get", path: "/api/v1/usage/stats", summary: "Usage per key: this minute, today, last 30 days", access: "any_credential", query: S.UsageQuerySchema, status: 200, response: S.UsageStatsSchema, errors: ["NOT_FOUND"] },
+  {
+    method: "get",
+    path: "/api/v1/usage/stats",
+    summary: "Usage per key: this minute, today, last 30 days",
+    access: "any_credential",
+    query: S.UsageQuerySchema,
+    status: 200,
+    response: S.UsageStatsSchema,
+    errors: ["NOT_FOUND"],
+  },
 
-  { method: "get", path: "/api/v1/admin/users", summary: "List users, oldest first, a page at a time", access: "admin", query: S.UserListQuerySchema, status: 200, response: S.UserListSchema },
-  { method: "post", path: "/api/v1/admin/users", summary: "Create a user", access: "admin", body: S.UserCreateSchema, status: 201, response: S.UserResponseSchema, errors: ["CONFLICT"] },
-  { method: "get", path: "/api/v1/admin/users/:id", summary: "Inspect a user", access: "admin", status: 200, response: S.UserResponseSchema, errors: ["NOT_FOUND"] },
-  { method: "patch", path: "/api/v1/admin/users/:id", summary: "Edit a user", access: "admin", body: S.UserPatchSchema, status: 200, response: S.UserResponseSchema, errors: ["NOT_FOUND", "CONFLICT"] },
-  { method: "delete", path: "/api/v1/admin/users/:id", summary: "Delete a user, revoking their keys", access: "admin", status: 200, response: S.UserDeletedSchema, errors: ["NOT_FOUND"] },
+  {
+    method: "get",
+    path: "/api/v1/admin/users",
+    summary: "List users, oldest first, a page at a time",
+    access: "admin",
+    query: S.UserListQuerySchema,
+    status: 200,
+    response: S.UserListSchema,
+  },
+  {
+    method: "post",
+    path: "/api/v1/admin/users",
+    summary: "Create a user",
+    access: "admin",
+    body: S.UserCreateSchema,
+    status: 201,
+    response: S.UserResponseSchema,
+    errors: ["CONFLICT"],
+  },
+  {
+    method: "get",
+    path: "/api/v1/admin/users/:id",
+    summary: "Inspect a user",
+    access: "admin",
+    status: 200,
+    response: S.UserResponseSchema,
+    errors: ["NOT_FOUND"],
+  },
+  {
+    method: "patch",
+    path: "/api/v1/admin/users/:id",
+    summary: "Edit a user",
+    access: "admin",
+    body: S.UserPatchSchema,
+    status: 200,
+    response: S.UserResponseSchema,
+    errors: ["NOT_FOUND", "CONFLICT"],
+  },
+  {
+    method: "delete",
+    path: "/api/v1/admin/users/:id",
+    summary: "Delete a user, revoking their keys",
+    access: "admin",
+    status: 200,
+    response: S.UserDeletedSchema,
+    errors: ["NOT_FOUND"],
+  },
 
-  { method: "get", path: "/api/v1/admin/products", summary: "List products by slug, a page at a time", access: "admin", query: S.ProductListQuerySchema, status: 200, response: S.ProductListSchema },
-  { method: "post", path: "/api/v1/admin/products", summary: "Create a product", access: "admin", body: S.ProductCreateSchema, status: 201, response: S.ProductResponseSchema, errors: ["CONFLICT"] },
-  { method: "get", path: "/api/v1/admin/products/:idOrSlug", summary: "Inspect a product", access: "admin", status: 200, response: S.ProductResponseSchema, errors: ["NOT_FOUND"] },
+  {
+    method: "get",
+    path: "/api/v1/admin/products",
+    summary: "List products by slug, a page at a time",
+    access: "admin",
+    query: S.ProductListQuerySchema,
+    status: 200,
+    response: S.ProductListSchema,
+  },
+  {
+    method: "post",
+    path: "/api/v1/admin/products",
+    summary: "Create a product",
+    access: "admin",
+    body: S.ProductCreateSchema,
+    status: 201,
+    response: S.ProductResponseSchema,
+    errors: ["CONFLICT"],
+  },
+  {
+    method: "get",
+    path: "/api/v1/admin/products/:idOrSlug",
+    summary: "Inspect a product",
+    access: "admin",
+    status: 200,
+    response: S.ProductResponseSchema,
+    errors: ["NOT_FOUND"],
+  },
   {
     method: "patch",
     path: "/api/v1/admin/products/:idOrSlug",
@@ -126,9 +221,25 @@ export const OPERATIONS: Operation[] = [
     response: S.ProductResponseSchema,
     errors: ["NOT_FOUND", "CONFLICT"],
   },
-  { method: "delete", path: "/api/v1/admin/products/:idOrSlug", summary: "Delete a product", access: "admin", status: 200, response: S.ProductDeletedSchema, errors: ["NOT_FOUND"] },
+  {
+    method: "delete",
+    path: "/api/v1/admin/products/:idOrSlug",
+    summary: "Delete a product",
+    access: "admin",
+    status: 200,
+    response: S.ProductDeletedSchema,
+    errors: ["NOT_FOUND"],
+  },
 
-  { method: "get", path: "/api/v1/admin/audit", summary: "Audit log, newest first, a page at a time", access: "admin", query: S.AuditQuerySchema, status: 200, response: S.AuditListSchema },
+  {
+    method: "get",
+    path: "/api/v1/admin/audit",
+    summary: "Audit log, newest first, a page at a time",
+    access: "admin",
+    query: S.AuditQuerySchema,
+    status: 200,
+    response: S.AuditListSchema,
+  },
 ];
 
 /** `/api/v1/keys/:id` → `/api/v1/keys/{id}`; a trailing `*` becomes `{path}`. */
@@ -188,7 +299,15 @@ function parameters(op: Operation): unknown[] {
   const required = new Set((query?.required ?? []) as string[]);
   const queryParams = Object.entries(properties).map(([name, schema]) => ({ name, in: "query", required: required.has(name), schema }));
   const headerParams = op.ifMatch
-    ? [{ name: "If-Match", in: "header", required: false, description: 'The ETag read (e.g. "3"), or *: write only if the resource is still at that version', schema: { type: "string" } }]
+    ? [
+        {
+          name: "If-Match",
+          in: "header",
+          required: false,
+          description: 'The ETag read (e.g. "3"), or *: write only if the resource is still at that version',
+          schema: { type: "string" },
+        },
+      ]
     : [];
   return [...pathParams, ...queryParams, ...headerParams];
 }

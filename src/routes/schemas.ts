@@ -19,16 +19,7 @@ import { cursorParam, MAX_PAGE_SIZE } from "./cursor";
  * keygate's own paths. A product prefix equal to one of them, or under one,
  * could never be reached (own routes take priority), so it is refused.
  */
-export const RESERVED_PATHS = [
-  "/api/v1/keys",
-  "/api/v1/admin",
-  "/api/v1/usage",
-  "/auth",
-  "/.well-known",
-  "/openapi.json",
-  "/dashboard",
-  "/healthz",
-] as const;
+export const RESERVED_PATHS = ["/api/v1/keys", "/api/v1/admin", "/api/v1/usage", "/auth", "/.well-known", "/openapi.json", "/dashboard", "/healthz"] as const;
 
 /** Upper bounds keep a typo from becoming an effectively unlimited key. */
 const MAX_PER_MINUTE = 1_000_000;
@@ -41,12 +32,8 @@ const perDay = z.int().check(z.gte(1), z.lte(MAX_PER_DAY));
 const name = z.string().check(z.trim(), z.minLength(1), z.maxLength(200));
 const slug = z.string().check(z.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lowercase letters, digits and dashes (max 63)"));
 const productList = z.array(z.union([z.literal("*"), slug])).check(z.maxLength(100));
-const scopeList = z
-  .array(z.string().check(z.regex(/^[A-Za-z0-9:._*-]{1,100}$/, "must be letters, digits and : . _ - * (max 100)")))
-  .check(z.maxLength(100));
-const ipAllowlist = z
-  .array(z.string().check(z.refine(isValidIpRange, "must be an IPv4/IPv6 address or CIDR range")))
-  .check(z.maxLength(100));
+const scopeList = z.array(z.string().check(z.regex(/^[A-Za-z0-9:._*-]{1,100}$/, "must be letters, digits and : . _ - * (max 100)"))).check(z.maxLength(100));
+const ipAllowlist = z.array(z.string().check(z.refine(isValidIpRange, "must be an IPv4/IPv6 address or CIDR range"))).check(z.maxLength(100));
 const futureTime = z.pipe(
   z.iso.datetime({ offset: true }).check(z.refine((value) => Date.parse(value) > Date.now(), "must be in the future")),
   z.transform((value: string) => new Date(value).toISOString()),
@@ -56,7 +43,14 @@ const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
 const pathPrefix = z
   .pipe(
     // No "." or ".." segment: URLs arrive with those resolved, so such a prefix could never match (and would dodge RESERVED_PATHS).
-    z.string().check(z.regex(/^\/((?!\.\.?(\/|$))[A-Za-z0-9._~-]+(\/(?!\.\.?(\/|$))[A-Za-z0-9._~-]+)*)?\/?$/, 'must start with "/" and hold only path segments, none of them "." or ".."')),
+    z
+      .string()
+      .check(
+        z.regex(
+          /^\/((?!\.\.?(\/|$))[A-Za-z0-9._~-]+(\/(?!\.\.?(\/|$))[A-Za-z0-9._~-]+)*)?\/?$/,
+          'must start with "/" and hold only path segments, none of them "." or ".."',
+        ),
+      ),
     z.transform((value: string) => (value.length > 1 ? value.replace(/\/+$/, "") : value)),
   )
   .check(
@@ -211,10 +205,7 @@ export const UserPatchSchema = z
 export type UserPatchInput = z.infer<typeof UserPatchSchema>;
 
 const queryInt = (min: number, max: number) =>
-  z.pipe(
-    z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)),
-    z.number().check(z.gte(min), z.lte(max)),
-  );
+  z.pipe(z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)), z.number().check(z.gte(min), z.lte(max)));
 
 // ---- List pages: ?limit= (default DEFAULT_PAGE_SIZE) and ?cursor= (a nextCursor) ----
 
@@ -277,10 +268,14 @@ export const KeyViewSchema = z.object({
   lineageId: described("The first key of this key's rotation chain: the keys of a rotation share one quota and one usage record"),
   version: z.int().check(z.describe("Moves with every write to the key; its ETag is this number in quotes. Send it back as If-Match on PATCH or DELETE")),
   statusSetBy: z.nullable(
-    described('Who last set the status: "admin_token" or "user:<id>" (null: not known). Set by anyone but the owner (an admin), the owner cannot reactivate the key'),
+    described(
+      'Who last set the status: "admin_token" or "user:<id>" (null: not known). Set by anyone but the owner (an admin), the owner cannot reactivate the key',
+    ),
   ),
   expiresSetBy: z.nullable(
-    described('Who last set the expiry: "admin_token" or "user:<id>" (null: not known). Set by anyone but the owner (an admin), the owner may only move it earlier'),
+    described(
+      'Who last set the expiry: "admin_token" or "user:<id>" (null: not known). Set by anyone but the owner (an admin), the owner may only move it earlier',
+    ),
   ),
 });
 

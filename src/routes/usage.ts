@@ -64,7 +64,11 @@ async function liveCounts(env: AppEnv["Bindings"], key: KeyRecord) {
   try {
     return await readKeyUsage(env, key);
   } catch (error) {
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { message: "Rate limiter is unavailable", cause: error, context: { event: "rate_limiter_failed", keyId: key.id } });
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", {
+      message: "Rate limiter is unavailable",
+      cause: error,
+      context: { event: "rate_limiter_failed", keyId: key.id },
+    });
   }
 }
 
@@ -85,11 +89,7 @@ export const usageRoutes = new Hono<AppEnv>().get("/api/v1/usage/stats", require
   const days = lastDays(now, USAGE_DAYS);
   const [products, history, live] = await Promise.all([
     loadProducts(c.env.DB, config.productCacheTtlSeconds, now),
-    dailyUsage(
-      c.env.DB,
-      [...new Set(keys.map((key) => key.lineageId))],
-      days[0]!,
-    ),
+    dailyUsage(c.env.DB, [...new Set(keys.map((key) => key.lineageId))], days[0]!),
     Promise.all(keys.map((key) => liveCounts(c.env, key))),
   ]);
   const counted = new Map(history.map((row) => [`${row.keyId} ${row.day}`, row.count]));

@@ -39,7 +39,12 @@ export async function axeViolations(page: Page): Promise<AxeViolation[]> {
 export function describeViolations(violations: AxeViolation[]): string {
   if (violations.length === 0) return 'no axe violations';
   return violations
-    .map((v) => [`[${v.impact}] ${v.id}: ${v.help} (${v.nodes.length} nodes)`, ...v.nodes.slice(0, 5).map((n) => `    ${JSON.stringify(n.target)} ${n.failureSummary?.replace(/\s+/g, ' ') ?? ''}`)].join('\n'))
+    .map((v) =>
+      [
+        `[${v.impact}] ${v.id}: ${v.help} (${v.nodes.length} nodes)`,
+        ...v.nodes.slice(0, 5).map((n) => `    ${JSON.stringify(n.target)} ${n.failureSummary?.replace(/\s+/g, ' ') ?? ''}`),
+      ].join('\n'),
+    )
     .join('\n');
 }
 
@@ -47,7 +52,10 @@ export function describeViolations(violations: AxeViolation[]): string {
 export async function expectNoSeriousViolations(page: Page, where: string): Promise<AxeViolation[]> {
   const violations = await axeViolations(page);
   const blocking = violations.filter((v) => BLOCKING_IMPACTS.has(v.impact ?? ''));
-  expect(blocking.map((v) => `${v.impact} ${v.id}`), `axe on ${where}:\n${describeViolations(violations)}`).toEqual([]);
+  expect(
+    blocking.map((v) => `${v.impact} ${v.id}`),
+    `axe on ${where}:\n${describeViolations(violations)}`,
+  ).toEqual([]);
   // Minor and moderate findings do not fail a test; they are printed so they are not lost.
   if (violations.length > 0) console.info(`axe on ${where}, not blocking:\n${describeViolations(violations)}`);
   return violations;

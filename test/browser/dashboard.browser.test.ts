@@ -204,9 +204,7 @@ describe('dashboard in chromium', () => {
     await signIn(page, USER);
     expect(await page.locator('#who-email').textContent()).toBe(USER.email);
     expect(await page.locator('#tabs button[data-tab="products"]').isHidden()).toBe(true);
-    expect(await keyRow(page, prefixOf(gateway.keys.ilalLive)).locator('td[data-label="Name"]').textContent()).toBe(
-      'Demo DeFi live key',
-    );
+    expect(await keyRow(page, prefixOf(gateway.keys.ilalLive)).locator('td[data-label="Name"]').textContent()).toBe('Demo DeFi live key');
     const token = await page.evaluate(() => Object.values(sessionStorage).join(''));
     expect(token, 'the JWT is kept in sessionStorage').toMatch(/^eyJ/);
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
@@ -250,9 +248,7 @@ describe('dashboard in chromium', () => {
     await openTab(page, 'usage');
     await page.locator('#usage-key').selectOption({ label: `browser key · ${prefixOf(second)} (active)` });
     expect(await page.locator('#usage-chart svg rect.bar').count()).toBe(30);
-    expect(await page.locator('#usage-chart svg rect.bar').last().getAttribute('data-date')).toBe(
-      new Date().toISOString().slice(0, 10),
-    );
+    expect(await page.locator('#usage-chart svg rect.bar').last().getAttribute('data-date')).toBe(new Date().toISOString().slice(0, 10));
     expect(await page.locator('#day-text').textContent()).toMatch(/^3 of \d+ used/);
     expect(await page.locator('#minute-text').textContent()).toMatch(/^\d+ of \d+ used/);
     await page.screenshot({ path: screenshotPath('usage'), fullPage: true });
@@ -332,9 +328,9 @@ describe('dashboard in chromium', () => {
     await limitsForm.locator('input[name=maxActiveKeys]').fill('3');
     await page.locator('#owner-limits-dialog button[value=confirm]').click();
     await expect.poll(() => userRow.locator('td[data-label="Owner limits"]').textContent(), { timeout: WAIT_MS }).toBe('20/min · 500/day · 3 keys');
-    const users = await readJson<{ users: { email: string; rateLimitPerMinute: number | null; rateLimitPerDay: number | null; maxActiveKeys: number | null }[] }>(
-      await gateway.fetch('/api/v1/admin/users?limit=200', { headers: { Authorization: `Bearer ${gateway.secrets.ADMIN_TOKEN}` } }),
-    );
+    const users = await readJson<{
+      users: { email: string; rateLimitPerMinute: number | null; rateLimitPerDay: number | null; maxActiveKeys: number | null }[];
+    }>(await gateway.fetch('/api/v1/admin/users?limit=200', { headers: { Authorization: `Bearer ${gateway.secrets.ADMIN_TOKEN}` } }));
     expect(users.users.find((u) => u.email === email)).toMatchObject({ rateLimitPerMinute: 20, rateLimitPerDay: 500, maxActiveKeys: 3 });
     // Emptying a field clears that limit.
     await userRow.locator('button[data-action=owner-limits]').click();
@@ -396,7 +392,13 @@ describe('dashboard in chromium', () => {
     const tabs = await page.locator('#tabs button').evaluateAll((nodes) =>
       nodes.map((tab) => {
         const panel = document.getElementById(tab.getAttribute('aria-controls') ?? '');
-        return { role: tab.getAttribute('role'), tab: (tab as HTMLElement).dataset.tab, panel: panel?.id, panelRole: panel?.getAttribute('role'), labelledBy: panel?.getAttribute('aria-labelledby') === tab.id };
+        return {
+          role: tab.getAttribute('role'),
+          tab: (tab as HTMLElement).dataset.tab,
+          panel: panel?.id,
+          panelRole: panel?.getAttribute('role'),
+          labelledBy: panel?.getAttribute('aria-labelledby') === tab.id,
+        };
       }),
     );
     expect(tabs).toHaveLength(5);
@@ -462,7 +464,8 @@ describe('dashboard in chromium', () => {
     await page.locator('#edit-form select[name=status]').selectOption('inactive');
     await page.locator('#edit-dialog button[value=confirm]').click();
     await expect.poll(() => pausedRow.locator('.badge').textContent(), { timeout: WAIT_MS }).toBe('inactive');
-    for (const state of ['active', 'inactive', 'revoked', 'expired']) expect(await page.locator(`#keys-body .badge.${state}`).count(), state).toBeGreaterThan(0);
+    for (const state of ['active', 'inactive', 'revoked', 'expired'])
+      expect(await page.locator(`#keys-body .badge.${state}`).count(), state).toBeGreaterThan(0);
     await expectNoSeriousViolations(page, 'the keys tab with every badge');
     await page.screenshot({ path: screenshotPath('key-states'), fullPage: true });
 
@@ -471,9 +474,11 @@ describe('dashboard in chromium', () => {
     await page.locator('#keys-body tr').first().waitFor();
     await openTab(page, 'usage');
     await page.locator('#usage-chart svg').waitFor();
-    const options = await page.locator('#usage-key option').evaluateAll((nodes) =>
-      nodes.map((node) => ({ text: node.textContent ?? '', state: node.getAttribute('data-state'), selected: (node as HTMLOptionElement).selected })),
-    );
+    const options = await page
+      .locator('#usage-key option')
+      .evaluateAll((nodes) =>
+        nodes.map((node) => ({ text: node.textContent ?? '', state: node.getAttribute('data-state'), selected: (node as HTMLOptionElement).selected })),
+      );
     expect(options[0]!.text).toBe(`grace over key · ${prefixOf(replacement)} (revoked)`);
     expect(options.map((o) => o.text)).toContain(`grace over key · ${prefixOf(old)} (expired)`);
     expect(options.map((o) => o.text)).toContain(`paused key · ${prefixOf(paused)} (inactive)`);
@@ -531,7 +536,10 @@ describe('dashboard in chromium', () => {
     await page.locator('#create-product-form button[type=submit]').click();
     expect(await slug.evaluate((input) => (input as HTMLInputElement).matches(':invalid'))).toBe(true);
     expect(posted).toEqual([]);
-    expect(watched.console.filter((line) => /pattern attribute/i.test(line)), 'chromium compiled the pattern').toEqual([]);
+    expect(
+      watched.console.filter((line) => /pattern attribute/i.test(line)),
+      'chromium compiled the pattern',
+    ).toEqual([]);
     expectNoCspViolations(watched);
     await page.close();
   });
@@ -559,7 +567,9 @@ describe('dashboard in chromium', () => {
       let count = 0;
       let cursor: string | null = null;
       do {
-        const answer: Record<string, any> = await readJson(await gateway.fetch(`${path}?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { headers: admin }));
+        const answer: Record<string, any> = await readJson(
+          await gateway.fetch(`${path}?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { headers: admin }),
+        );
         count += answer[list].length;
         cursor = answer.nextCursor;
       } while (cursor);

@@ -72,8 +72,7 @@ describe('an over-cap chunked body, then the next request on the same connection
     const user = gateway().users.find((u) => u.role === 'user')!;
     return send('POST', '/auth/login', json, Buffer.from(JSON.stringify({ email: user.email, password: user.password })));
   };
-  const swap = () =>
-    send('POST', '/api/v1/defi/swap', { ...json, 'X-API-Key': gateway().keys.ilalLive }, Buffer.from(JSON.stringify({ amount: '1' })));
+  const swap = () => send('POST', '/api/v1/defi/swap', { ...json, 'X-API-Key': gateway().keys.ilalLive }, Buffer.from(JSON.stringify({ amount: '1' })));
 
   it('POST /auth/login without credentials: 413 JSON, then a login succeeds', async () => {
     const refused = await send('POST', '/auth/login', json, { chunkedBytes: OVER_CAP_BYTES });

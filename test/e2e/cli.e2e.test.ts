@@ -59,11 +59,24 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
 
   it('list commands page: --limit shows one page and the command for the next, --cursor that page, --all every page', async () => {
     for (const n of [1, 2]) {
-      const made = await cli(['products', 'create', '--slug', `${slug}-page${n}`, '--name', `Page ${n}`, '--prefix', `${prefix}-page${n}`, '--origin', gateway().origin.url]);
+      const made = await cli([
+        'products',
+        'create',
+        '--slug',
+        `${slug}-page${n}`,
+        '--name',
+        `Page ${n}`,
+        '--prefix',
+        `${prefix}-page${n}`,
+        '--origin',
+        gateway().origin.url,
+      ]);
       expect(made.code, made.stderr).toBe(0);
     }
     const asAdmin = { headers: { Authorization: `Bearer ${gateway().secrets.ADMIN_TOKEN}` } };
-    const listed = await readJson<{ products: { slug: string }[]; nextCursor: string | null }>(await gateway().fetch('/api/v1/admin/products?limit=200', asAdmin));
+    const listed = await readJson<{ products: { slug: string }[]; nextCursor: string | null }>(
+      await gateway().fetch('/api/v1/admin/products?limit=200', asAdmin),
+    );
     const slugs = listed.products.map((product) => product.slug);
     expect(listed.nextCursor).toBeNull();
     expect(slugs.length).toBeGreaterThanOrEqual(5);
@@ -72,7 +85,12 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     const first = await cli(['products', 'list', '--limit', '2']);
     expect(first.code, first.stderr).toBe(0);
     const [table, footer] = first.stdout.trim().split('\n\n');
-    expect(table!.split('\n').slice(2).map((line) => line.split(/\s+/)[0])).toEqual(slugs.slice(0, 2));
+    expect(
+      table!
+        .split('\n')
+        .slice(2)
+        .map((line) => line.split(/\s+/)[0]),
+    ).toEqual(slugs.slice(0, 2));
     const next = /^More: npm run keygate -- products list --limit 2 --cursor (\S+)$/.exec(footer ?? '');
     expect(next, first.stdout).not.toBeNull();
 
@@ -104,7 +122,7 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     expect(JSON.parse(users.stdout).users.length).toBeGreaterThanOrEqual(2);
   });
 
-  it('a bad --cursor is the gateway\'s VALIDATION_FAILED (exit 1); a bad --limit is bad usage (exit 2)', async () => {
+  it("a bad --cursor is the gateway's VALIDATION_FAILED (exit 1); a bad --limit is bad usage (exit 2)", async () => {
     const refused = await cli(['keys', 'list', '--cursor', 'not-a-cursor']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('(VALIDATION_FAILED)');
@@ -196,14 +214,18 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     keyId = /-> ([0-9a-f-]{36})/.exec(rotated.stdout)![1]!;
   });
 
-  it('keys revoke (through npm run keygate) stops the key on the next request', async () => {
-    const revoked = await run('npm', ['run', '--silent', 'keygate', '--', 'keys', 'revoke', keyId]);
-    expect(revoked.code, revoked.stderr).toBe(0);
-    expect(revoked.stdout.trim()).toBe(`Revoked ${keyId}`);
-    const before = gateway().origin.requests.length;
-    expect(await useKey(`${prefix}/hello`, key)).toEqual({ status: 401, code: 'API_KEY_INACTIVE' });
-    expect(gateway().origin.requests.length).toBe(before);
-  }, REQUEST_TIMEOUT_MS * 3);
+  it(
+    'keys revoke (through npm run keygate) stops the key on the next request',
+    async () => {
+      const revoked = await run('npm', ['run', '--silent', 'keygate', '--', 'keys', 'revoke', keyId]);
+      expect(revoked.code, revoked.stderr).toBe(0);
+      expect(revoked.stdout.trim()).toBe(`Revoked ${keyId}`);
+      const before = gateway().origin.requests.length;
+      expect(await useKey(`${prefix}/hello`, key)).toEqual({ status: 401, code: 'API_KEY_INACTIVE' });
+      expect(gateway().origin.requests.length).toBe(before);
+    },
+    REQUEST_TIMEOUT_MS * 3,
+  );
 
   it("a refusal prints the gateway's message and code and exits 1", async () => {
     const duplicate = await cli(['products', 'create', '--slug', slug, '--name', 'again', '--prefix', `${prefix}-2`, '--origin', gateway().origin.url]);

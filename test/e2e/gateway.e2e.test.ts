@@ -63,7 +63,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
     const seen = gateway().origin.last()!;
     expect(seen.path).toBe('/api/summarize');
     expect(seen.headers['x-api-key']).toBeUndefined();
-    expect(seen.headers['authorization']).toBeUndefined();
+    expect(seen.headers.authorization).toBeUndefined();
     expect(seen.headers['x-auth-key-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(seen.headers['x-auth-signature']).toBeUndefined();
     // The origin's view, verified with the verifier keygate ships (RFC 9421 + Content-Digest).
@@ -93,7 +93,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
 
     const seen = gateway().origin.last()!;
     expect(seen.path).toBe('/api/v1/defi/pools');
-    expect(seen.headers['authorization']).toBeUndefined();
+    expect(seen.headers.authorization).toBeUndefined();
     expect(seen.headers['x-auth-env']).toBe('live');
     expect(seen.headers['x-auth-product']).toBe('defi');
   });
@@ -127,9 +127,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
   });
 
   it('(f) no credentials on a compact product: 401 {"error":"No API key provided"} + WWW-Authenticate', async () => {
-    const response = await expectNothingForwarded(() =>
-      call('/api/summarize', { method: 'POST', ...jsonBody({ inputs: { text: 'hello' } }) }),
-    );
+    const response = await expectNothingForwarded(() => call('/api/summarize', { method: 'POST', ...jsonBody({ inputs: { text: 'hello' } }) }));
     expect(response.status).toBe(401);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
     expect(response.headers.get('www-authenticate')).toMatch(/^Bearer/);
@@ -151,9 +149,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
 
   it('(h) malformed key on a detailed product: 401 API_KEY_FORMAT_INVALID with requestId, key not echoed', async () => {
     const malformed = 'ilal_live_not-hex-and-too-short';
-    const response = await expectNothingForwarded(() =>
-      call('/api/v1/defi/pools', { headers: { 'X-API-Key': malformed } }),
-    );
+    const response = await expectNothingForwarded(() => call('/api/v1/defi/pools', { headers: { 'X-API-Key': malformed } }));
     expect(response.status).toBe(401);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
     expect(response.headers.get('www-authenticate')).toMatch(/^Bearer/);
@@ -167,9 +163,7 @@ describe('keygate over HTTP (wrangler dev)', () => {
 
   it('(i) a path no product serves: 404 ROUTE_NOT_FOUND', async () => {
     // With a valid key, so the answer is the routing decision whatever order the checks run in.
-    const response = await expectNothingForwarded(() =>
-      call('/no/such/product', { headers: { 'X-API-Key': gateway().keys.ila } }),
-    );
+    const response = await expectNothingForwarded(() => call('/no/such/product', { headers: { 'X-API-Key': gateway().keys.ila } }));
     expect(response.status).toBe(404);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await readJson(response)).toMatchObject({ code: 'ROUTE_NOT_FOUND' });

@@ -105,8 +105,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       secrets,
       dir,
       persistDir,
-      fetch: (path, init = {}) =>
-        fetch(`${dev.url}${path}`, { ...init, signal: init.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
+      fetch: (path, init = {}) => fetch(`${dev.url}${path}`, { ...init, signal: init.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
       output: dev.output,
       stop,
     };

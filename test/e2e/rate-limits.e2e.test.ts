@@ -22,9 +22,7 @@ describe('rate limits over HTTP (wrangler dev)', () => {
     await awaitRoomInMinute(20);
     const reachedBefore = gateway().origin.requests.filter((request) => request.path === PATH).length;
 
-    const responses = await Promise.all(
-      Array.from({ length: CONCURRENT }, () => gateway().fetch(PATH, { headers: { 'X-API-Key': gateway().keys.ilalLive } })),
-    );
+    const responses = await Promise.all(Array.from({ length: CONCURRENT }, () => gateway().fetch(PATH, { headers: { 'X-API-Key': gateway().keys.ilalLive } })));
     const results = await Promise.all(responses.map(async (response) => ({ response, body: await readJson<{ code?: string }>(response) })));
 
     const admitted = results.filter(({ response }) => response.status === 200);

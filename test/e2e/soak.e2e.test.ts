@@ -144,7 +144,10 @@ describe('soak under key churn (wrangler dev)', () => {
       await Promise.all([load(pool, until, outcomes), churn(pool, until, adminLog)]);
 
       const admitted = outcomes.filter((outcome) => outcome.status === 200);
-      const refusedBy = tally(outcomes.filter((outcome) => outcome.status !== 200), (outcome) => `${outcome.status} ${outcome.code}`);
+      const refusedBy = tally(
+        outcomes.filter((outcome) => outcome.status !== 200),
+        (outcome) => `${outcome.status} ${outcome.code}`,
+      );
       console.log(
         `soak: ${SOAK_SECONDS} s, ${CONCURRENCY} clients, ${outcomes.length} requests, ${admitted.length} admitted, refused: ` +
           ([...refusedBy].map(([reason, items]) => `${reason}=${items.length}`).join(', ') || 'none') +
@@ -172,16 +175,31 @@ describe('soak under key churn (wrangler dev)', () => {
         const key = deadAfter.get(outcome.keyId);
         return key !== undefined && outcome.startedAt > key.deadAfter!;
       });
-      expect(late.map((outcome) => `${outcome.keyId} ${deadAfter.get(outcome.keyId)!.how} at ${deadAfter.get(outcome.keyId)!.deadAfter}, started ${outcome.startedAt}`)).toEqual([]);
+      expect(
+        late.map(
+          (outcome) => `${outcome.keyId} ${deadAfter.get(outcome.keyId)!.how} at ${deadAfter.get(outcome.keyId)!.deadAfter}, started ${outcome.startedAt}`,
+        ),
+      ).toEqual([]);
 
       // 3. Exactly once: the origin's X-Request-Ids are exactly the admitted responses' ids, each once.
-      const reached = gateway().origin.requests.slice(originBefore).filter((request) => request.path === PATH);
+      const reached = gateway()
+        .origin.requests.slice(originBefore)
+        .filter((request) => request.path === PATH);
       const reachedIds = reached.map((request) => String(request.headers['x-request-id']));
       const reachedCount = tally(reachedIds, (id) => id);
-      expect([...reachedCount].filter(([, items]) => items.length > 1).map(([id]) => id), 'forwarded more than once').toEqual([]);
+      expect(
+        [...reachedCount].filter(([, items]) => items.length > 1).map(([id]) => id),
+        'forwarded more than once',
+      ).toEqual([]);
       const admittedIds = new Set(admitted.map((outcome) => String(outcome.requestId)));
-      expect(admitted.filter((outcome) => !reachedCount.has(String(outcome.requestId))).map((outcome) => outcome.requestId), 'admitted but never forwarded').toEqual([]);
-      expect(reachedIds.filter((id) => !admittedIds.has(id)), 'forwarded but not admitted').toEqual([]);
+      expect(
+        admitted.filter((outcome) => !reachedCount.has(String(outcome.requestId))).map((outcome) => outcome.requestId),
+        'admitted but never forwarded',
+      ).toEqual([]);
+      expect(
+        reachedIds.filter((id) => !admittedIds.has(id)),
+        'forwarded but not admitted',
+      ).toEqual([]);
       expect(reached.length).toBe(admitted.length);
     },
     SOAK_SECONDS * 1000 + 120_000,

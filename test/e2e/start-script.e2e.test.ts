@@ -112,10 +112,7 @@ function summarize(url: string, key: string) {
 /** SIGTERM to start.mjs's group; it must exit and free both ports. */
 async function stopAndCheckPorts(run: StartRun) {
   process.kill(-run.child.pid!, 'SIGTERM');
-  const exit = await Promise.race([
-    run.exited,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('start.mjs ignored SIGTERM')), 20_000)),
-  ]);
+  const exit = await Promise.race([run.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('start.mjs ignored SIGTERM')), 20_000))]);
   expect(exit.code !== 0 || exit.signal !== null, `exit ${JSON.stringify(exit)}`).toBe(true);
   expect(await waitForPortFree(ports.gateway, 10_000), `gateway port ${ports.gateway} freed`).toBe(true);
   expect(await waitForPortFree(ports.origin, 10_000), `origin port ${ports.origin} freed`).toBe(true);

@@ -68,7 +68,12 @@ export async function storedKeyState(objectName: string, keyId: string): Promise
       if (row) return { status: row.status, notAfter: row.not_after, version: row.version };
     }
     if (objectName !== `key:${keyId}`) return null;
-    const rows = Object.fromEntries(sql.exec<{ name: string; value: string | null }>("SELECT * FROM state").toArray().map((row) => [row.name, row.value]));
+    const rows = Object.fromEntries(
+      sql
+        .exec<{ name: string; value: string | null }>("SELECT * FROM state")
+        .toArray()
+        .map((row) => [row.name, row.value]),
+    );
     if (rows.status === undefined || rows.status === null) return null;
     const number = (value: string | null | undefined) => (value === null || value === undefined ? null : Number(value));
     return { status: rows.status, notAfter: number(rows.not_after), version: number(rows.version) };

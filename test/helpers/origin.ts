@@ -15,8 +15,7 @@ export interface ReceivedRequest {
 export type OriginHandler = (request: Request) => Response | Promise<Response>;
 
 /** Echoes what it received as JSON, like the demo origin. */
-export const echo: OriginHandler = async (request) =>
-  Response.json({ origin: "stub", method: request.method, url: request.url, body: await request.text() });
+export const echo: OriginHandler = async (request) => Response.json({ origin: "stub", method: request.method, url: request.url, body: await request.text() });
 
 export function stubOrigin(handler: OriginHandler = echo) {
   const received: ReceivedRequest[] = [];

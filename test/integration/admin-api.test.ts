@@ -202,6 +202,6 @@ describe("admin endpoints refuse non-admins", () => {
     const { key } = await createKey();
     const asKey = await api(method, path, { "X-API-Key": key }, body);
     expect(asKey.status).toBe(403);
-    expect([await rowCount("products"), await rowCount("users") - 1, await rowCount("audit_log")]).toEqual([products, users, audits]);
+    expect([await rowCount("products"), (await rowCount("users")) - 1, await rowCount("audit_log")]).toEqual([products, users, audits]);
   });
 });

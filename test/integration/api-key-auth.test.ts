@@ -461,10 +461,7 @@ describe("API_KEY_SCOPE_MISSING", () => {
 
   it("admits a prefix:* grant for every scope under the prefix", async () => {
     const { key, record } = await createKey({ scopes: ["defi:*"] });
-    await expectForwarded(
-      await send(`${product.pathPrefix}/swap`, { "X-API-Key": key }, undefined, { method: "POST", body: "{}" }),
-      record.id,
-    );
+    await expectForwarded(await send(`${product.pathPrefix}/swap`, { "X-API-Key": key }, undefined, { method: "POST", body: "{}" }), record.id);
   });
 
   it("admits a * grant for everything", async () => {
@@ -526,7 +523,7 @@ describe("both key formats", () => {
 });
 
 describe("the compact error format", () => {
-  it("answers exactly {\"error\":\"No API key provided\"} when no credential is sent", async () => {
+  it('answers exactly {"error":"No API key provided"} when no credential is sent', async () => {
     const product = await createProduct({ errorFormat: "compact" });
     const response = await send(`${product.pathPrefix}/hello`);
     expect(response.status).toBe(401);
@@ -537,7 +534,7 @@ describe("the compact error format", () => {
     expect(origin.received).toHaveLength(0);
   });
 
-  it("answers exactly {\"error\":\"Invalid or inactive API key\"} for every key failure", async () => {
+  it('answers exactly {"error":"Invalid or inactive API key"} for every key failure', async () => {
     const product = await createProduct({ errorFormat: "compact" });
     const { key } = await createKey();
     const inactive = await createKey({ status: "inactive" });

@@ -59,7 +59,10 @@ describe("failed-authentication throttling per client address", () => {
     expect(body).toMatchObject({ error: "Too Many Requests", code: "AUTH_THROTTLED" });
     expect(response.headers.get("Content-Type")).toBe("application/json");
     expect(response.headers.get("Retry-After")).toBe("20");
-    expect(prepare.mock.calls.map(([sql]) => sql), "D1 statements while throttled").toEqual([]);
+    expect(
+      prepare.mock.calls.map(([sql]) => sql),
+      "D1 statements while throttled",
+    ).toEqual([]);
     expect(origin.received).toHaveLength(0);
     expect(await storedCounters(`ip:${ip}`)).toEqual({
       auth_failures: { windowStart: Date.parse("2031-07-08T09:15:00.000Z"), count: LIMIT },

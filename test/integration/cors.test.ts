@@ -28,7 +28,13 @@ afterEach(() => {
 function preflight(path: string, headers: Record<string, string> = {}, ip = randomClientIp()): Promise<Response> {
   return call(path, {
     method: "OPTIONS",
-    headers: { Origin: PAGE, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-api-key", "CF-Connecting-IP": ip, ...headers },
+    headers: {
+      Origin: PAGE,
+      "Access-Control-Request-Method": "POST",
+      "Access-Control-Request-Headers": "content-type,x-api-key",
+      "CF-Connecting-IP": ip,
+      ...headers,
+    },
   });
 }
 
@@ -51,7 +57,14 @@ describe("preflights to a product", () => {
     const response = await preflight(`${product.pathPrefix}/swap`, { "Access-Control-Request-Headers": "X-API-Key, Authorization, Content-Type" });
     expect(response.status, await response.clone().text()).toBe(204);
     expect(await response.text()).toBe("");
-    expect(Object.fromEntries(["Access-Control-Allow-Origin", "Access-Control-Allow-Methods", "Access-Control-Allow-Headers", "Access-Control-Max-Age"].map((n) => [n, response.headers.get(n)]))).toEqual({
+    expect(
+      Object.fromEntries(
+        ["Access-Control-Allow-Origin", "Access-Control-Allow-Methods", "Access-Control-Allow-Headers", "Access-Control-Max-Age"].map((n) => [
+          n,
+          response.headers.get(n),
+        ]),
+      ),
+    ).toEqual({
       "Access-Control-Allow-Origin": PAGE,
       "Access-Control-Allow-Methods": "POST",
       "Access-Control-Allow-Headers": "x-api-key, authorization, content-type",
@@ -75,7 +88,7 @@ describe("preflights to a product", () => {
     expect(origin.received).toHaveLength(0);
   });
 
-  it("answer any origin with a literal * (never the origin, never credentials) when the list is [\"*\"]", async () => {
+  it('answer any origin with a literal * (never the origin, never credentials) when the list is ["*"]', async () => {
     const product = await createProduct({ corsOrigins: ["*"] });
     const response = await preflight(`${product.pathPrefix}/r`, { Origin: OTHER_PAGE });
     expect(response.status).toBe(204);
@@ -119,12 +132,20 @@ describe("preflights to a product", () => {
     const { key, record } = await createKey();
     const ip = randomClientIp();
     const preflightFrom = () =>
-      send(new Request(`${GATEWAY}${product.pathPrefix}/r`, { method: "OPTIONS", headers: { Origin: PAGE, "Access-Control-Request-Method": "GET", "CF-Connecting-IP": ip } }));
+      send(
+        new Request(`${GATEWAY}${product.pathPrefix}/r`, {
+          method: "OPTIONS",
+          headers: { Origin: PAGE, "Access-Control-Request-Method": "GET", "CF-Connecting-IP": ip },
+        }),
+      );
 
     for (let i = 0; i < 5; i++) expect((await preflightFrom()).status).toBe(204);
     // A preflight carrying a wrong key is still only a preflight: the key is not even looked at.
     const withBadKey = await send(
-      new Request(`${GATEWAY}${product.pathPrefix}/r`, { method: "OPTIONS", headers: { Origin: PAGE, "Access-Control-Request-Method": "GET", "X-API-Key": generateKey("ilal", "live"), "CF-Connecting-IP": ip } }),
+      new Request(`${GATEWAY}${product.pathPrefix}/r`, {
+        method: "OPTIONS",
+        headers: { Origin: PAGE, "Access-Control-Request-Method": "GET", "X-API-Key": generateKey("ilal", "live"), "CF-Connecting-IP": ip },
+      }),
     );
     expect(withBadKey.status).toBe(204);
     expect(await storedCounters(`ip:${ip}`), "failed-auth counter").toEqual({});
@@ -132,7 +153,9 @@ describe("preflights to a product", () => {
 
     // Trip the throttle; preflights are still answered, and the actual call's 429 is readable by the page.
     for (let i = 0; i < 2; i++) {
-      const failed = await send(new Request(`${GATEWAY}${product.pathPrefix}/r`, { headers: { "X-API-Key": generateKey("ilal", "live"), "CF-Connecting-IP": ip } }));
+      const failed = await send(
+        new Request(`${GATEWAY}${product.pathPrefix}/r`, { headers: { "X-API-Key": generateKey("ilal", "live"), "CF-Connecting-IP": ip } }),
+      );
       expect(failed.status).toBe(401);
     }
     const before = await storedCounters(`ip:${ip}`);
@@ -268,7 +291,10 @@ describe("public documents", () => {
     expect(response.headers.get("Access-Control-Allow-Credentials")).toBeNull();
     await response.arrayBuffer();
 
-    const answer = await call(path, { method: "OPTIONS", headers: { Origin: OTHER_PAGE, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "accept" } });
+    const answer = await call(path, {
+      method: "OPTIONS",
+      headers: { Origin: OTHER_PAGE, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "accept" },
+    });
     expect(answer.status).toBe(204);
     expect(answer.headers.get("Access-Control-Allow-Origin")).toBe("*");
     expect(answer.headers.get("Access-Control-Allow-Methods")).toBe("GET, HEAD");

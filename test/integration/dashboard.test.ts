@@ -90,25 +90,22 @@ describe("dashboard", () => {
     }
   });
 
-  it.each(["/index.html", "/app.js", "/style.css"])(
-    "routes %s to a product with that path prefix, not to the dashboard file",
-    async (pathPrefix) => {
-      origin = stubOrigin();
-      const product = await createProduct({ pathPrefix });
-      const { key } = await createKey({ products: [product.slug] });
+  it.each(["/index.html", "/app.js", "/style.css"])("routes %s to a product with that path prefix, not to the dashboard file", async (pathPrefix) => {
+    origin = stubOrigin();
+    const product = await createProduct({ pathPrefix });
+    const { key } = await createKey({ products: [product.slug] });
 
-      const refused = await call(pathPrefix);
-      expect(refused.status).toBe(401);
-      expect((await json(refused)).code).toBe("AUTH_MISSING");
-      expect(origin.received).toHaveLength(0);
+    const refused = await call(pathPrefix);
+    expect(refused.status).toBe(401);
+    expect((await json(refused)).code).toBe("AUTH_MISSING");
+    expect(origin.received).toHaveLength(0);
 
-      const response = await call(pathPrefix, { headers: { "X-API-Key": key } });
-      const body = await json(response);
-      expect(response.status, JSON.stringify(body)).toBe(200);
-      expect(response.headers.get("X-Auth-Method")).toBe("api_key");
-      expect(response.headers.get("Content-Security-Policy")).toBeNull();
-      expect(origin.received).toHaveLength(1);
-      expect(new URL(origin.received[0]!.url).pathname).toBe(`/upstream${pathPrefix}`);
-    },
-  );
+    const response = await call(pathPrefix, { headers: { "X-API-Key": key } });
+    const body = await json(response);
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect(response.headers.get("X-Auth-Method")).toBe("api_key");
+    expect(response.headers.get("Content-Security-Policy")).toBeNull();
+    expect(origin.received).toHaveLength(1);
+    expect(new URL(origin.received[0]!.url).pathname).toBe(`/upstream${pathPrefix}`);
+  });
 });

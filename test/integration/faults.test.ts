@@ -5,17 +5,7 @@ import { throttleName } from "../../src/limits/auth-throttle";
 import { setCredentialState } from "../../src/limits/client";
 import { invalidateProductCache } from "../../src/proxy/route-match";
 import { adminToken, userToken } from "../helpers/api";
-import {
-  brokenD1,
-  callWith,
-  hangingOrigin,
-  patternStream,
-  resettingOrigin,
-  sha256Hex,
-  slowD1,
-  unreachableLimiter,
-  within,
-} from "../helpers/faults";
+import { brokenD1, callWith, hangingOrigin, patternStream, resettingOrigin, sha256Hex, slowD1, unreachableLimiter, within } from "../helpers/faults";
 import { createKey, createProduct, json, ORIGIN } from "../helpers/harness";
 import { nowSeconds, uniqueSubject } from "../helpers/jwt";
 import { storedCounters } from "../helpers/limiter";
@@ -55,217 +45,288 @@ const failures = async (ip: string) => (await storedCounters(throttleName(ip)!))
 const quiet = () => vi.spyOn(console, "error").mockImplementation(() => undefined);
 
 describe("D1 unavailable or slow", () => {
-  it("does not count a 503 for an unjudged key as a failed authentication, and admits the key once D1 is back", async () => {
-    quiet();
-    origin = stubOrigin();
-    const product = await createProduct();
-    const { key, record } = await createKey();
-    await callWith({}, `${product.pathPrefix}/warm`); // caches the product list only
-    const ip = freshIp();
+  it(
+    "does not count a 503 for an unjudged key as a failed authentication, and admits the key once D1 is back",
+    async () => {
+      quiet();
+      origin = stubOrigin();
+      const product = await createProduct();
+      const { key, record } = await createKey();
+      await callWith({}, `${product.pathPrefix}/warm`); // caches the product list only
+      const ip = freshIp();
 
-    const { db, queries } = brokenD1();
-    const refused = await callWith({ DB: db }, `${product.pathPrefix}/x`, withKey(key, ip));
-    const body = await json(refused);
-    expect(refused.status, JSON.stringify(body)).toBe(503);
-    expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
-    expect(refused.headers.get("www-authenticate"), "a 503 must not invite the client to re-authenticate").toBeNull();
-    expect(queries.length, "the key lookup was attempted").toBeGreaterThan(0);
-    expect(await failures(ip)).toBe(0);
-    expect(await storedCounters(`key:${record.id}`)).toEqual({});
-    expect(origin.received).toHaveLength(0);
+      const { db, queries } = brokenD1();
+      const refused = await callWith({ DB: db }, `${product.pathPrefix}/x`, withKey(key, ip));
+      const body = await json(refused);
+      expect(refused.status, JSON.stringify(body)).toBe(503);
+      expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
+      expect(refused.headers.get("www-authenticate"), "a 503 must not invite the client to re-authenticate").toBeNull();
+      expect(queries.length, "the key lookup was attempted").toBeGreaterThan(0);
+      expect(await failures(ip)).toBe(0);
+      expect(await storedCounters(`key:${record.id}`)).toEqual({});
+      expect(origin.received).toHaveLength(0);
 
-    // The failed lookup left nothing cached (no negative entry): the next call with D1 back verifies.
-    const recovered = await callWith({}, `${product.pathPrefix}/x`, withKey(key, ip));
-    expect(recovered.status, await recovered.clone().text()).toBe(200);
-    expect(origin.received).toHaveLength(1);
-  }, FAULT_TIMEOUT_MS);
+      // The failed lookup left nothing cached (no negative entry): the next call with D1 back verifies.
+      const recovered = await callWith({}, `${product.pathPrefix}/x`, withKey(key, ip));
+      expect(recovered.status, await recovered.clone().text()).toBe(200);
+      expect(origin.received).toHaveLength(1);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
-  it("refuses a key cached here but revoked elsewhere while D1 is down: the key's object knows", async () => {
-    origin = stubOrigin();
-    const product = await createProduct();
-    const { key, record } = await createKey();
-    expect((await callWith({}, `${product.pathPrefix}/warm`, withKey(key))).status).toBe(200);
+  it(
+    "refuses a key cached here but revoked elsewhere while D1 is down: the key's object knows",
+    async () => {
+      origin = stubOrigin();
+      const product = await createProduct();
+      const { key, record } = await createKey();
+      expect((await callWith({}, `${product.pathPrefix}/warm`, withKey(key))).status).toBe(200);
 
-    // What DELETE /api/v1/keys/:id does in another isolate: the row and the object change; this isolate's cache does not.
-    await env.DB.prepare("UPDATE api_keys SET status = 'revoked' WHERE id = ?").bind(record.id).run();
-    await setCredentialState(env, `key:${record.id}`, { status: "revoked", notAfter: null });
+      // What DELETE /api/v1/keys/:id does in another isolate: the row and the object change; this isolate's cache does not.
+      await env.DB.prepare("UPDATE api_keys SET status = 'revoked' WHERE id = ?").bind(record.id).run();
+      await setCredentialState(env, `key:${record.id}`, { status: "revoked", notAfter: null });
 
-    const { db, queries } = brokenD1();
-    const response = await callWith({ DB: db }, `${product.pathPrefix}/x`, withKey(key));
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(401);
-    expect(body.code).toBe("API_KEY_INACTIVE");
-    expect(queries, "answered from the cache and the object, without D1").toEqual([]);
-    expect(origin.received).toHaveLength(1); // the warm-up call only
-  }, FAULT_TIMEOUT_MS);
+      const { db, queries } = brokenD1();
+      const response = await callWith({ DB: db }, `${product.pathPrefix}/x`, withKey(key));
+      const body = await json(response);
+      expect(response.status, JSON.stringify(body)).toBe(401);
+      expect(body.code).toBe("API_KEY_INACTIVE");
+      expect(queries, "answered from the cache and the object, without D1").toEqual([]);
+      expect(origin.received).toHaveLength(1); // the warm-up call only
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
-  it("answers correctly and counts once when every D1 query is slow (250 ms)", async () => {
-    origin = stubOrigin();
-    invalidateProductCache();
-    const product = await createProduct();
-    const { key, record } = await createKey({ rateLimitPerMinute: 5 });
-    const started = Date.now();
-    const response = await within(5_000, "gateway over slow D1", callWith({ DB: slowD1(env.DB, 250) }, `${product.pathPrefix}/x`, withKey(key)));
-    const elapsed = Date.now() - started;
-    expect(response.status, await response.clone().text()).toBe(200);
-    expect(elapsed, "product list and key lookup both waited").toBeGreaterThanOrEqual(450);
-    expect(response.headers.get("x-ratelimit-remaining")).toBe("4");
-    expect((await storedCounters(`key:${record.id}`)).minute?.count).toBe(1);
-    expect(origin.received).toHaveLength(1);
-  }, FAULT_TIMEOUT_MS);
+  it(
+    "answers correctly and counts once when every D1 query is slow (250 ms)",
+    async () => {
+      origin = stubOrigin();
+      invalidateProductCache();
+      const product = await createProduct();
+      const { key, record } = await createKey({ rateLimitPerMinute: 5 });
+      const started = Date.now();
+      const response = await within(5_000, "gateway over slow D1", callWith({ DB: slowD1(env.DB, 250) }, `${product.pathPrefix}/x`, withKey(key)));
+      const elapsed = Date.now() - started;
+      expect(response.status, await response.clone().text()).toBe(200);
+      expect(elapsed, "product list and key lookup both waited").toBeGreaterThanOrEqual(450);
+      expect(response.headers.get("x-ratelimit-remaining")).toBe("4");
+      expect((await storedCounters(`key:${record.id}`)).minute?.count).toBe(1);
+      expect(origin.received).toHaveLength(1);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
-  it("answers POST /auth/login with 503, not INVALID_CREDENTIALS, when D1 is down, counting no failure", async () => {
-    quiet();
-    const { user, password } = await createUser();
-    const ip = freshIp();
-    const response = await callWith({ DB: brokenD1().db }, "/auth/login", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "CF-Connecting-IP": ip },
-      body: JSON.stringify({ email: user.email, password }),
-    });
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(503);
-    expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
-    expect(await failures(ip)).toBe(0);
-  }, FAULT_TIMEOUT_MS);
+  it(
+    "answers POST /auth/login with 503, not INVALID_CREDENTIALS, when D1 is down, counting no failure",
+    async () => {
+      quiet();
+      const { user, password } = await createUser();
+      const ip = freshIp();
+      const response = await callWith({ DB: brokenD1().db }, "/auth/login", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "CF-Connecting-IP": ip },
+        body: JSON.stringify({ email: user.email, password }),
+      });
+      const body = await json(response);
+      expect(response.status, JSON.stringify(body)).toBe(503);
+      expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
+      expect(await failures(ip)).toBe(0);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
-  it("answers a keygate user's management call with 503 when D1 is down", async () => {
-    quiet();
-    const { user } = await createUser();
-    const response = await callWith({ DB: brokenD1().db }, "/api/v1/keys", { headers: await userToken(user) });
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(503);
-    expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
-  }, FAULT_TIMEOUT_MS);
+  it(
+    "answers a keygate user's management call with 503 when D1 is down",
+    async () => {
+      quiet();
+      const { user } = await createUser();
+      const response = await callWith({ DB: brokenD1().db }, "/api/v1/keys", { headers: await userToken(user) });
+      const body = await json(response);
+      expect(response.status, JSON.stringify(body)).toBe(503);
+      expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
   // The caller is judged without D1 (ADMIN_TOKEN); the write itself fails: a 503 tells the client to retry.
-  it("answers an admin's write with a JSON 503 AUTH_BACKEND_UNAVAILABLE when D1 is down, and writes nothing", async () => {
-    quiet();
-    const name = `fault-${crypto.randomUUID()}`;
-    const response = await callWith({ DB: brokenD1().db }, "/api/v1/keys", {
-      method: "POST",
-      headers: { ...adminToken(), "Content-Type": "application/json" },
-      body: JSON.stringify({ name, products: ["*"] }),
-    });
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(503);
-    expect(body).toMatchObject({ code: "AUTH_BACKEND_UNAVAILABLE", requestId: response.headers.get("x-request-id") });
-    expect(JSON.stringify(body)).not.toContain("D1_ERROR");
-    expect(await env.DB.prepare("SELECT count(*) AS n FROM api_keys WHERE name = ?").bind(name).first("n")).toBe(0);
-  }, FAULT_TIMEOUT_MS);
+  it(
+    "answers an admin's write with a JSON 503 AUTH_BACKEND_UNAVAILABLE when D1 is down, and writes nothing",
+    async () => {
+      quiet();
+      const name = `fault-${crypto.randomUUID()}`;
+      const response = await callWith({ DB: brokenD1().db }, "/api/v1/keys", {
+        method: "POST",
+        headers: { ...adminToken(), "Content-Type": "application/json" },
+        body: JSON.stringify({ name, products: ["*"] }),
+      });
+      const body = await json(response);
+      expect(response.status, JSON.stringify(body)).toBe(503);
+      expect(body).toMatchObject({ code: "AUTH_BACKEND_UNAVAILABLE", requestId: response.headers.get("x-request-id") });
+      expect(JSON.stringify(body)).not.toContain("D1_ERROR");
+      expect(await env.DB.prepare("SELECT count(*) AS n FROM api_keys WHERE name = ?").bind(name).first("n")).toBe(0);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 });
 
 describe("Durable Objects unreachable", () => {
-  it("still answers a bad key with its 401 when the failed-auth counter cannot be reached", async () => {
-    quiet();
-    origin = stubOrigin();
-    const product = await createProduct();
-    const { namespace, calls } = unreachableLimiter();
-    const response = await callWith({ RATE_LIMITER: namespace }, `${product.pathPrefix}/x`, withKey(`ilal_live_${"0".repeat(48)}`));
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(401);
-    expect(body.code).toBe("API_KEY_PREFIX_NOT_FOUND");
-    expect(calls.some((call) => call.endsWith(".recordAuthFailure")), "the count was attempted").toBe(true);
-    expect(origin.received).toHaveLength(0);
-  }, FAULT_TIMEOUT_MS);
+  it(
+    "still answers a bad key with its 401 when the failed-auth counter cannot be reached",
+    async () => {
+      quiet();
+      origin = stubOrigin();
+      const product = await createProduct();
+      const { namespace, calls } = unreachableLimiter();
+      const response = await callWith({ RATE_LIMITER: namespace }, `${product.pathPrefix}/x`, withKey(`ilal_live_${"0".repeat(48)}`));
+      const body = await json(response);
+      expect(response.status, JSON.stringify(body)).toBe(401);
+      expect(body.code).toBe("API_KEY_PREFIX_NOT_FOUND");
+      expect(
+        calls.some((call) => call.endsWith(".recordAuthFailure")),
+        "the count was attempted",
+      ).toBe(true);
+      expect(origin.received).toHaveLength(0);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
-  it("revokes the D1 row when the key's object cannot be told, answers 503, and the key is refused once its row is re-read", async () => {
-    quiet();
-    origin = stubOrigin();
-    const product = await createProduct();
-    const { key, record } = await createKey();
-    expect((await callWith({}, `${product.pathPrefix}/warm`, withKey(key))).status).toBe(200);
+  it(
+    "revokes the D1 row when the key's object cannot be told, answers 503, and the key is refused once its row is re-read",
+    async () => {
+      quiet();
+      origin = stubOrigin();
+      const product = await createProduct();
+      const { key, record } = await createKey();
+      expect((await callWith({}, `${product.pathPrefix}/warm`, withKey(key))).status).toBe(200);
 
-    const revoke = await callWith({ RATE_LIMITER: unreachableLimiter().namespace }, `/api/v1/keys/${record.id}`, { method: "DELETE", headers: adminToken() });
-    const body = await json(revoke);
-    expect(revoke.status, JSON.stringify(body)).toBe(503);
-    expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
-    expect(await env.DB.prepare("SELECT status FROM api_keys WHERE id = ?").bind(record.id).first("status")).toBe("revoked");
+      const revoke = await callWith({ RATE_LIMITER: unreachableLimiter().namespace }, `/api/v1/keys/${record.id}`, { method: "DELETE", headers: adminToken() });
+      const body = await json(revoke);
+      expect(revoke.status, JSON.stringify(body)).toBe(503);
+      expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
+      expect(await env.DB.prepare("SELECT status FROM api_keys WHERE id = ?").bind(record.id).first("status")).toBe("revoked");
 
-    // This isolate dropped its cached row when it wrote the revocation; others do within KEY_CACHE_TTL_SECONDS.
-    const next = await callWith({}, `${product.pathPrefix}/x`, withKey(key));
-    expect(next.status, await next.clone().text()).toBe(401);
-    expect((await json(next)).code).toBe("API_KEY_INACTIVE");
-    expect(origin.received).toHaveLength(1);
-  }, FAULT_TIMEOUT_MS);
+      // This isolate dropped its cached row when it wrote the revocation; others do within KEY_CACHE_TTL_SECONDS.
+      const next = await callWith({}, `${product.pathPrefix}/x`, withKey(key));
+      expect(next.status, await next.clone().text()).toBe(401);
+      expect((await json(next)).code).toBe("API_KEY_INACTIVE");
+      expect(origin.received).toHaveLength(1);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 });
 
 describe("origin faults", () => {
-  it("ends the client's read with an error, not a hang, when a non-JSON origin resets mid-stream", async () => {
-    origin = stubOrigin(resettingOrigin(4096, "text/plain"));
-    const product = await createProduct();
-    const { key, record } = await createKey();
-    const response = await within(5_000, "response headers", callWith({}, `${product.pathPrefix}/stream`, withKey(key)));
-    expect(response.status).toBe(200);
-    expect(response.headers.get("x-auth-method")).toBe("api_key");
-    const outcome = await within(5_000, "body read", response.arrayBuffer().then((bytes) => `ended after ${bytes.byteLength} bytes`, (error: unknown) => `rejected: ${String(error)}`));
-    expect(outcome).toMatch(/^rejected: /);
-    expect((await storedCounters(`key:${record.id}`)).minute?.count, "the call was admitted before the origin failed").toBe(1);
-  }, FAULT_TIMEOUT_MS);
+  it(
+    "ends the client's read with an error, not a hang, when a non-JSON origin resets mid-stream",
+    async () => {
+      origin = stubOrigin(resettingOrigin(4096, "text/plain"));
+      const product = await createProduct();
+      const { key, record } = await createKey();
+      const response = await within(5_000, "response headers", callWith({}, `${product.pathPrefix}/stream`, withKey(key)));
+      expect(response.status).toBe(200);
+      expect(response.headers.get("x-auth-method")).toBe("api_key");
+      const outcome = await within(
+        5_000,
+        "body read",
+        response.arrayBuffer().then(
+          (bytes) => `ended after ${bytes.byteLength} bytes`,
+          (error: unknown) => `rejected: ${String(error)}`,
+        ),
+      );
+      expect(outcome).toMatch(/^rejected: /);
+      expect((await storedCounters(`key:${record.id}`)).minute?.count, "the call was admitted before the origin failed").toBe(1);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
   // The authMethod splice streams: status and headers go out before the body is read, so an
   // origin that resets midway can no longer be answered with a 502; the client's read fails instead.
   it.each([
     ["a JSON object cut off while authMethod is being spliced in", () => resettingJsonObject(4096)],
     ["a JSON body that is no object", () => resettingOrigin(4096, "application/json")],
-  ])("ends the client's read with an error, not a hang, when a JSON origin resets mid-stream: %s", async (_label, resetting) => {
-    origin = stubOrigin(resetting());
-    const product = await createProduct();
-    const { key, record } = await createKey();
-    const response = await within(5_000, "response headers", callWith({}, `${product.pathPrefix}/stream`, withKey(key)));
-    expect(response.status).toBe(200);
-    expect(response.headers.get("x-auth-method")).toBe("api_key");
-    expect(response.headers.get("content-type")).toBe("application/json");
-    const outcome = await within(5_000, "body read", response.arrayBuffer().then((bytes) => `ended after ${bytes.byteLength} bytes`, (error: unknown) => `rejected: ${String(error)}`));
-    expect(outcome).toMatch(/^rejected: /);
-    expect((await storedCounters(`key:${record.id}`)).minute?.count, "the call was admitted before the origin failed").toBe(1);
-  }, FAULT_TIMEOUT_MS);
+  ])(
+    "ends the client's read with an error, not a hang, when a JSON origin resets mid-stream: %s",
+    async (_label, resetting) => {
+      origin = stubOrigin(resetting());
+      const product = await createProduct();
+      const { key, record } = await createKey();
+      const response = await within(5_000, "response headers", callWith({}, `${product.pathPrefix}/stream`, withKey(key)));
+      expect(response.status).toBe(200);
+      expect(response.headers.get("x-auth-method")).toBe("api_key");
+      expect(response.headers.get("content-type")).toBe("application/json");
+      const outcome = await within(
+        5_000,
+        "body read",
+        response.arrayBuffer().then(
+          (bytes) => `ended after ${bytes.byteLength} bytes`,
+          (error: unknown) => `rejected: ${String(error)}`,
+        ),
+      );
+      expect(outcome).toMatch(/^rejected: /);
+      expect((await storedCounters(`key:${record.id}`)).minute?.count, "the call was admitted before the origin failed").toBe(1);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
-  it("answers 502 ORIGIN_UNAVAILABLE when a small JSON answer with a declared length breaks off: it is read whole before anything is sent", async () => {
-    quiet();
-    origin = stubOrigin(resettingJsonObject(14, { declaredLength: 4096 }));
-    const product = await createProduct();
-    const { key, record } = await createKey();
-    const response = await within(5_000, "response", callWith({}, `${product.pathPrefix}/small`, withKey(key)));
-    const body = await within(5_000, "body read", json(response));
-    expect(response.status, JSON.stringify(body)).toBe(502);
-    expect(body.code).toBe("ORIGIN_UNAVAILABLE");
-    expect(response.headers.get("x-ratelimit-limit"), "an authenticated answer: the limit headers").not.toBeNull();
-    expect((await storedCounters(`key:${record.id}`)).minute?.count, "admitted before the origin failed").toBe(1);
-  }, FAULT_TIMEOUT_MS);
+  it(
+    "answers 502 ORIGIN_UNAVAILABLE when a small JSON answer with a declared length breaks off: it is read whole before anything is sent",
+    async () => {
+      quiet();
+      origin = stubOrigin(resettingJsonObject(14, { declaredLength: 4096 }));
+      const product = await createProduct();
+      const { key, record } = await createKey();
+      const response = await within(5_000, "response", callWith({}, `${product.pathPrefix}/small`, withKey(key)));
+      const body = await within(5_000, "body read", json(response));
+      expect(response.status, JSON.stringify(body)).toBe(502);
+      expect(body.code).toBe("ORIGIN_UNAVAILABLE");
+      expect(response.headers.get("x-ratelimit-limit"), "an authenticated answer: the limit headers").not.toBeNull();
+      expect((await storedCounters(`key:${record.id}`)).minute?.count, "admitted before the origin failed").toBe(1);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
-  it("answers 504 within ORIGIN_TIMEOUT_MS when the origin never answers at all", async () => {
-    quiet();
-    origin = stubOrigin(hangingOrigin);
-    const product = await createProduct();
-    const { key } = await createKey();
-    const response = await within(3_000, "gateway with a hung origin", callWith({ ORIGIN_TIMEOUT_MS: "100" }, `${product.pathPrefix}/x`, withKey(key)));
-    expect(response.status).toBe(504);
-    expect((await json(response)).code).toBe("ORIGIN_TIMEOUT");
-  }, FAULT_TIMEOUT_MS);
+  it(
+    "answers 504 within ORIGIN_TIMEOUT_MS when the origin never answers at all",
+    async () => {
+      quiet();
+      origin = stubOrigin(hangingOrigin);
+      const product = await createProduct();
+      const { key } = await createKey();
+      const response = await within(3_000, "gateway with a hung origin", callWith({ ORIGIN_TIMEOUT_MS: "100" }, `${product.pathPrefix}/x`, withKey(key)));
+      expect(response.status).toBe(504);
+      expect((await json(response)).code).toBe("ORIGIN_TIMEOUT");
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
   it.each([
     ["application/octet-stream", "binary"],
     ["application/json", "JSON (over the 1 MiB injection cap, so passed through untouched)"],
-  ])("streams a 10 MB %s answer through byte-identical: %s", async (contentType) => {
-    const SIZE = 10 * 1_048_576;
-    // A JSON object's text when it is JSON: `{"d":"xxxx…"}` padded to exactly SIZE bytes.
-    const pattern = new TextEncoder().encode("0123456789abcdef");
-    const jsonHead = new TextEncoder().encode('{"d":"');
-    origin = stubOrigin(() => {
-      const body = contentType === "application/json" ? jsonObjectStream(SIZE, jsonHead) : patternStream(SIZE, pattern);
-      return new Response(body, { headers: { "Content-Type": contentType } });
-    });
-    const product = await createProduct();
-    const { key } = await createKey();
-    const response = await within(10_000, "response", callWith({}, `${product.pathPrefix}/big`, withKey(key)));
-    expect(response.status).toBe(200);
-    expect(response.headers.get("x-auth-method")).toBe("api_key");
-    const received = new Uint8Array(await within(10_000, "body", response.arrayBuffer()));
-    expect(received.byteLength).toBe(SIZE);
-    const expected = new Uint8Array(await new Response(contentType === "application/json" ? jsonObjectStream(SIZE, jsonHead) : patternStream(SIZE, pattern)).arrayBuffer());
-    expect(await sha256Hex(received)).toBe(await sha256Hex(expected));
-  }, 30_000);
+  ])(
+    "streams a 10 MB %s answer through byte-identical: %s",
+    async (contentType) => {
+      const SIZE = 10 * 1_048_576;
+      // A JSON object's text when it is JSON: `{"d":"xxxx…"}` padded to exactly SIZE bytes.
+      const pattern = new TextEncoder().encode("0123456789abcdef");
+      const jsonHead = new TextEncoder().encode('{"d":"');
+      origin = stubOrigin(() => {
+        const body = contentType === "application/json" ? jsonObjectStream(SIZE, jsonHead) : patternStream(SIZE, pattern);
+        return new Response(body, { headers: { "Content-Type": contentType } });
+      });
+      const product = await createProduct();
+      const { key } = await createKey();
+      const response = await within(10_000, "response", callWith({}, `${product.pathPrefix}/big`, withKey(key)));
+      expect(response.status).toBe(200);
+      expect(response.headers.get("x-auth-method")).toBe("api_key");
+      const received = new Uint8Array(await within(10_000, "body", response.arrayBuffer()));
+      expect(received.byteLength).toBe(SIZE);
+      const expected = new Uint8Array(
+        await new Response(contentType === "application/json" ? jsonObjectStream(SIZE, jsonHead) : patternStream(SIZE, pattern)).arrayBuffer(),
+      );
+      expect(await sha256Hex(received)).toBe(await sha256Hex(expected));
+    },
+    30_000,
+  );
 });
 
 describe("JWKS endpoint faults through the gateway", () => {
@@ -275,45 +336,59 @@ describe("JWKS endpoint faults through the gateway", () => {
     const url = `https://idp-${crypto.randomUUID().slice(0, 8)}.test/jwks.json`;
     const jwk = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
     const sign = () =>
-      new SignJWT({ sub: uniqueSubject("idp"), iss: "keygate", aud: "keygate", exp: nowSeconds() + 300 }).setProtectedHeader({ alg: "ES256", kid }).sign(privateKey);
+      new SignJWT({ sub: uniqueSubject("idp"), iss: "keygate", aud: "keygate", exp: nowSeconds() + 300 })
+        .setProtectedHeader({ alg: "ES256", kid })
+        .sign(privateKey);
     return { url, jwk, sign };
   }
 
-  it("answers 503 within jose's JWKS timeout when the JWKS endpoint never answers", async () => {
-    quiet();
-    const idp = await issuer();
-    origin = stubOrigin((request) => (request.url === idp.url ? hangingOrigin(request) : echo(request)));
-    const product = await createProduct();
-    const ip = freshIp();
-    const response = await within(9_000, "gateway with a hung JWKS", callWith({ JWKS_URL: idp.url }, `${product.pathPrefix}/x`, { headers: { Authorization: `Bearer ${await idp.sign()}`, "CF-Connecting-IP": ip } }));
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(503);
-    expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
-    expect(await failures(ip)).toBe(0);
-    expect(origin.received.filter((request) => request.url.startsWith(ORIGIN))).toHaveLength(0);
-  }, FAULT_TIMEOUT_MS);
+  it(
+    "answers 503 within jose's JWKS timeout when the JWKS endpoint never answers",
+    async () => {
+      quiet();
+      const idp = await issuer();
+      origin = stubOrigin((request) => (request.url === idp.url ? hangingOrigin(request) : echo(request)));
+      const product = await createProduct();
+      const ip = freshIp();
+      const response = await within(
+        9_000,
+        "gateway with a hung JWKS",
+        callWith({ JWKS_URL: idp.url }, `${product.pathPrefix}/x`, { headers: { Authorization: `Bearer ${await idp.sign()}`, "CF-Connecting-IP": ip } }),
+      );
+      const body = await json(response);
+      expect(response.status, JSON.stringify(body)).toBe(503);
+      expect(body.code).toBe("AUTH_BACKEND_UNAVAILABLE");
+      expect(await failures(ip)).toBe(0);
+      expect(origin.received.filter((request) => request.url.startsWith(ORIGIN))).toHaveLength(0);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 
-  it("keeps admitting tokens of a cached JWKS key through the gateway after the endpoint goes down and the cache ages", async () => {
-    quiet();
-    const idp = await issuer();
-    let up = true;
-    origin = stubOrigin((request) => {
-      if (request.url !== idp.url) return echo(request);
-      return up ? Response.json({ keys: [idp.jwk] }) : new Response("down", { status: 503 });
-    });
-    const product = await createProduct();
-    const first = await callWith({ JWKS_URL: idp.url }, `${product.pathPrefix}/x`, { headers: { Authorization: `Bearer ${await idp.sign()}` } });
-    expect(first.status, await first.clone().text()).toBe(200);
+  it(
+    "keeps admitting tokens of a cached JWKS key through the gateway after the endpoint goes down and the cache ages",
+    async () => {
+      quiet();
+      const idp = await issuer();
+      let up = true;
+      origin = stubOrigin((request) => {
+        if (request.url !== idp.url) return echo(request);
+        return up ? Response.json({ keys: [idp.jwk] }) : new Response("down", { status: 503 });
+      });
+      const product = await createProduct();
+      const first = await callWith({ JWKS_URL: idp.url }, `${product.pathPrefix}/x`, { headers: { Authorization: `Bearer ${await idp.sign()}` } });
+      expect(first.status, await first.clone().text()).toBe(200);
 
-    up = false;
-    vi.useFakeTimers({ toFake: ["Date"] });
-    vi.setSystemTime(Date.now() + 11 * 60_000); // past jose's 10-minute cache: the next call tries to refresh, and fails
-    const later = await callWith({ JWKS_URL: idp.url }, `${product.pathPrefix}/x`, { headers: { Authorization: `Bearer ${await idp.sign()}` } });
-    expect(later.status, await later.clone().text()).toBe(200);
-    const jwksCalls = origin.received.filter((request) => request.url === idp.url).length;
-    expect(jwksCalls, "the refresh was attempted").toBeGreaterThanOrEqual(2);
-    expect(origin.received.filter((request) => request.url.startsWith(ORIGIN))).toHaveLength(2);
-  }, FAULT_TIMEOUT_MS);
+      up = false;
+      vi.useFakeTimers({ toFake: ["Date"] });
+      vi.setSystemTime(Date.now() + 11 * 60_000); // past jose's 10-minute cache: the next call tries to refresh, and fails
+      const later = await callWith({ JWKS_URL: idp.url }, `${product.pathPrefix}/x`, { headers: { Authorization: `Bearer ${await idp.sign()}` } });
+      expect(later.status, await later.clone().text()).toBe(200);
+      const jwksCalls = origin.received.filter((request) => request.url === idp.url).length;
+      expect(jwksCalls, "the refresh was attempted").toBeGreaterThanOrEqual(2);
+      expect(origin.received.filter((request) => request.url.startsWith(ORIGIN))).toHaveLength(2);
+    },
+    FAULT_TIMEOUT_MS,
+  );
 });
 
 /** An origin whose JSON object (`{"d":"xxxx…`) breaks off after `bytesBeforeReset` bytes (its connection resets), optionally having declared a longer Content-Length. */

@@ -66,7 +66,10 @@ describe("identity cannot be spoofed under any spelling (F2)", () => {
       const spellings = [...received.keys()].filter((seen) => canonical(seen) === canonical(name));
       const values = spellings.map((seen) => received.get(seen));
       // Only keygate's own canonical header may remain, with keygate's value.
-      expect(values.every((value) => !Object.values(SPOOFED).includes(value!)), `${name}: ${values.join(" | ")}`).toBe(true);
+      expect(
+        values.every((value) => !Object.values(SPOOFED).includes(value!)),
+        `${name}: ${values.join(" | ")}`,
+      ).toBe(true);
     }
     expect(received.get("x-auth-key-id")).toBe(record.id);
     expect(received.get("x-auth-scopes")).toBe("read");

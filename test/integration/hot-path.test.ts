@@ -78,7 +78,10 @@ describe("hot path: a warm authenticated request", () => {
     const meter = meterRoundTrips();
     const first = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
     expect(first.status, JSON.stringify(await json(first))).toBe(200);
-    expect(meter.take().d1.filter((sql) => /FROM api_keys\b.*\bWHERE api_keys\.prefix = \?/s.test(sql)), "the cold request looked the key up").toHaveLength(1);
+    expect(
+      meter.take().d1.filter((sql) => /FROM api_keys\b.*\bWHERE api_keys\.prefix = \?/s.test(sql)),
+      "the cold request looked the key up",
+    ).toHaveLength(1);
 
     const response = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
     const body = await json(response);
@@ -99,7 +102,10 @@ describe("hot path: a warm authenticated request", () => {
     const meter = meterRoundTrips();
     const first = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
     expect(first.status).toBe(200);
-    expect(meter.take().d1.filter((sql) => /FROM api_keys\b.*\bWHERE api_keys\.prefix = \?/s.test(sql)), "the cold request looked the key up").toHaveLength(1);
+    expect(
+      meter.take().d1.filter((sql) => /FROM api_keys\b.*\bWHERE api_keys\.prefix = \?/s.test(sql)),
+      "the cold request looked the key up",
+    ).toHaveLength(1);
     // The D1 row stays active and cached: only the key's object knows.
     await env.RATE_LIMITER.getByName(`key:${record.id}`).setKeyState(record.id, { status: "revoked", notAfter: null });
     meter.take();
@@ -123,7 +129,10 @@ describe("hot path: a warm authenticated request", () => {
     const first = await call(`${product.pathPrefix}/warm`, { headers });
     expect(first.status, JSON.stringify(await json(first))).toBe(200);
     // The product was just created, so the cold request reloaded the product list.
-    expect(meter.take().d1.filter((sql) => /FROM products/.test(sql)), "the cold request read the products").toHaveLength(1);
+    expect(
+      meter.take().d1.filter((sql) => /FROM products/.test(sql)),
+      "the cold request read the products",
+    ).toHaveLength(1);
 
     const response = await call(`${product.pathPrefix}/warm`, { headers });
     const body = await json(response);
@@ -160,7 +169,10 @@ describe("hot path: a cold request (caches switched off)", () => {
 
       const { d1, rpc } = meter.take();
       expect(response.status, `attempt ${attempt}: ${JSON.stringify(body)}`).toBe(200);
-      expect(d1.map((sql) => /\bFROM (\w+)/.exec(sql)?.[1]), `attempt ${attempt}: ${d1.join(" | ")}`).toEqual(["products", "api_keys"]);
+      expect(
+        d1.map((sql) => /\bFROM (\w+)/.exec(sql)?.[1]),
+        `attempt ${attempt}: ${d1.join(" | ")}`,
+      ).toEqual(["products", "api_keys"]);
       expect(d1[1]).toMatch(/WHERE api_keys\.prefix = \?/);
       expect(rpc).toEqual(["check"]);
     }
@@ -192,7 +204,10 @@ describe("hot path: a cold key with the product list cached", () => {
     const body = await json(response);
     const { d1, rpc } = meter.take();
     expect(response.status, JSON.stringify(body)).toBe(200);
-    expect(d1.map((sql) => /\bFROM (\w+)/.exec(sql)?.[1]), d1.join(" | ")).toEqual(["api_keys"]);
+    expect(
+      d1.map((sql) => /\bFROM (\w+)/.exec(sql)?.[1]),
+      d1.join(" | "),
+    ).toEqual(["api_keys"]);
     expect(rpc).toEqual(["check"]);
   });
 });
@@ -244,9 +259,7 @@ describe("hot path: bounded memory and storage", () => {
         const tables = state.storage.sql
           .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'")
           .toArray();
-        return Object.fromEntries(
-          tables.map(({ name }) => [name, state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM "${name}"`).one().n]),
-        );
+        return Object.fromEntries(tables.map(({ name }) => [name, state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM "${name}"`).one().n]));
       });
 
     vi.useFakeTimers({ toFake: ["Date"] });

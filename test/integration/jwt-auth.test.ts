@@ -219,7 +219,10 @@ describe("third parties' claims and subjects (F7, F8)", () => {
     expect(body.message).toContain(`"${claim}"`);
     expect(response!.headers.get("X-RateLimit-Remaining"), "no principal, no limits").toBeNull();
     expect(originCalls()).toHaveLength(0);
-    expect(asked.filter((name) => !name.startsWith("ip:")), "no credential's limiter was asked").toEqual([]);
+    expect(
+      asked.filter((name) => !name.startsWith("ip:")),
+      "no credential's limiter was asked",
+    ).toEqual([]);
     for (const name of [limiterNames.subject("hs256", sub), `sub:${sub}`]) expect(await storedCounters(name), name).toEqual({});
   });
 
@@ -236,7 +239,11 @@ describe("third parties' claims and subjects (F7, F8)", () => {
     origin = stubOrigin();
     const product = await createProduct({ rateLimitPerMinute: 3 });
     const { user, password } = await createUser();
-    const login = await call("/auth/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: user.email, password }) });
+    const login = await call("/auth/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: user.email, password }),
+    });
     const ownToken = (await json(login)).token as string;
     const thirdParty = await signToken({ sub: user.id, scope: "*" }, { alg: "HS256" });
 

@@ -258,7 +258,9 @@ describe("owner and admin PATCH the same key 50 times each, concurrently", () =>
     for (const answer of answers) expect([200, 409], `${answer.side} ${JSON.stringify(answer.patch)}: ${JSON.stringify(answer.body)}`).toContain(answer.status);
     const won = answers.filter((answer) => answer.status === 200);
     const lost = answers.filter((answer) => answer.status === 409);
-    console.log(`owner 200s: ${won.filter((a) => a.side === "owner").length}, admin 200s: ${won.filter((a) => a.side === "admin").length}, 409s: ${lost.length}`);
+    console.log(
+      `owner 200s: ${won.filter((a) => a.side === "owner").length}, admin 200s: ${won.filter((a) => a.side === "admin").length}, 409s: ${lost.length}`,
+    );
     expect(won.filter((answer) => answer.side === "admin").length, "the admin got some 200s").toBeGreaterThan(0);
     expect(won.filter((answer) => answer.side === "owner").length, "the owner got some 200s").toBeGreaterThan(0);
 

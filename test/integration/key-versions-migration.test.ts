@@ -28,7 +28,9 @@ async function audit(targetId: string, at: string, actor: string, action: string
 }
 
 const setBy = async (id: string) =>
-  env.DB.prepare("SELECT status_set_by, expires_set_by FROM api_keys WHERE id = ?").bind(id).first<{ status_set_by: string | null; expires_set_by: string | null }>();
+  env.DB.prepare("SELECT status_set_by, expires_set_by FROM api_keys WHERE id = ?")
+    .bind(id)
+    .first<{ status_set_by: string | null; expires_set_by: string | null }>();
 
 describe("migration 0003's backfill of who set a key's status and expiry", () => {
   it("takes them from the audit log, following rotations back for the expiry, and leaves the unknown unknown", async () => {

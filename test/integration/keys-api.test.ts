@@ -144,7 +144,13 @@ describe("creating keys", () => {
       expiresAt,
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    expect(created.body).toMatchObject({ ownerId: user.id, rateLimitPerMinute: 7, rateLimitPerDay: 70, ipAllowlist: ["10.0.0.0/8", "2001:db8::/32"], expiresAt });
+    expect(created.body).toMatchObject({
+      ownerId: user.id,
+      rateLimitPerMinute: 7,
+      rateLimitPerDay: 70,
+      ipAllowlist: ["10.0.0.0/8", "2001:db8::/32"],
+      expiresAt,
+    });
 
     const unknown = await api("POST", "/api/v1/keys", adminToken(), { name: "x", ownerId: "no-such-user" });
     expect(unknown.status).toBe(400);

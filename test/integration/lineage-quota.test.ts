@@ -54,9 +54,7 @@ describe("rotation lineage (F5)", () => {
     const { key: oldKey, record } = await createKey();
     expect(await callWith(oldKey, product.pathPrefix)).toBe(200);
     const replacement = await rotate(record.id, 3600);
-    const answers = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => callWith(i % 2 === 0 ? oldKey : replacement.key, product.pathPrefix)),
-    );
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => callWith(i % 2 === 0 ? oldKey : replacement.key, product.pathPrefix)));
     // 4 per minute in all: 1 before the rotation, 3 of the 8 after.
     expect(answers.filter((status) => status === 200)).toHaveLength(3);
     const counters = await storedCounters(`key:${record.id}`);
@@ -104,7 +102,9 @@ describe("rotation lineage (F5)", () => {
     const lone = await api("POST", "/api/v1/keys", adminToken(), { name: "backfill-lone", products: ["*"] });
     const ids = [created.body.id, first.id, second.id, lone.body.id];
     // As rows from before the migration: no lineage yet.
-    await env.DB.prepare(`UPDATE api_keys SET lineage_id = NULL WHERE id IN (${ids.map(() => "?").join(", ")})`).bind(...ids).run();
+    await env.DB.prepare(`UPDATE api_keys SET lineage_id = NULL WHERE id IN (${ids.map(() => "?").join(", ")})`)
+      .bind(...ids)
+      .run();
     const backfill = /WITH RECURSIVE chain[\s\S]*?;/.exec(migration0004)![0];
     await env.DB.prepare(backfill).run();
     const { results } = await env.DB.prepare(`SELECT id, lineage_id FROM api_keys WHERE id IN (${ids.map(() => "?").join(", ")})`)

@@ -210,7 +210,10 @@ describe("POST /auth/login", () => {
         expect(response.status, await response.clone().text()).toBe(401);
       }
       vi.restoreAllMocks();
-      expect(named.filter((name) => name.startsWith("email:")), "no per-email object is even addressed").toEqual([]);
+      expect(
+        named.filter((name) => name.startsWith("email:")),
+        "no per-email object is even addressed",
+      ).toEqual([]);
       // Reading creates the object, but an object that was never written holds no rows.
       for (const email of emails.slice(0, 3)) expect(await storedCounters(`email:${email.toLowerCase()}`), email).toEqual({});
       expect((await storedCounters(`ip:${ip}`)).auth_failures?.count, "the address counted every one").toBe(emails.length);

@@ -240,9 +240,7 @@ describe("maxActiveKeys", () => {
     const { user } = await createUser();
     await setLimits(user.id, { maxActiveKeys: 3 });
     const auditsBefore = await createAudits();
-    const answers = await Promise.all(
-      Array.from({ length: 7 }, (_, i) => api("POST", "/api/v1/keys", adminToken(), { name: `cap-${i}`, ownerId: user.id })),
-    );
+    const answers = await Promise.all(Array.from({ length: 7 }, (_, i) => api("POST", "/api/v1/keys", adminToken(), { name: `cap-${i}`, ownerId: user.id })));
     const statuses = answers.map((answer) => answer.status).sort();
     expect(statuses).toEqual([201, 201, 201, 409, 409, 409, 409]);
     const refusal = answers.find((answer) => answer.status === 409)!;

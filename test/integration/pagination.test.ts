@@ -171,7 +171,13 @@ describe("paging through each list with a small limit gets every row exactly onc
     expectWellFormed(all, 4);
     expect(idsOf(all)).toEqual(sortedIds(rows, (row) => [row.at, row.r], "desc"));
     const users = await fetchAll("entries", adminToken(), { limit: 1, targetType: "user" });
-    expect(idsOf(users)).toEqual(sortedIds(rows.filter((row) => row.target_type === "user"), (row) => [row.at, row.r], "desc"));
+    expect(idsOf(users)).toEqual(
+      sortedIds(
+        rows.filter((row) => row.target_type === "user"),
+        (row) => [row.at, row.r],
+        "desc",
+      ),
+    );
   });
 });
 
@@ -389,7 +395,9 @@ describe("each page is served by an index (EXPLAIN QUERY PLAN)", () => {
     await expectIndexed(userPageQuery({ limit: 50 }), /^users_created$/);
     await expectIndexed(userPageQuery({ limit: 50, after: [at, "x"] }), /^users_created$/);
     expect(await planOf(userPageQuery({ limit: 50, after: [at, "x"] }))).toContain("(created_at,id)>(?,?)");
-    const slugIndex = (await allRows<{ name: string }>("SELECT il.name FROM pragma_index_list('products') il, pragma_index_info(il.name) ii WHERE ii.name = 'slug'"))[0]!.name;
+    const slugIndex = (
+      await allRows<{ name: string }>("SELECT il.name FROM pragma_index_list('products') il, pragma_index_info(il.name) ii WHERE ii.name = 'slug'")
+    )[0]!.name;
     const exact = new RegExp(`^${slugIndex}$`);
     await expectIndexed(productPageQuery({ limit: 50 }), exact);
     await expectIndexed(productPageQuery({ limit: 50, after: ["m"] }), exact);

@@ -196,9 +196,7 @@ describe("exactness under concurrency", () => {
     const product = await createProduct();
     const { key, record } = await createKey({ rateLimitPerMinute: 37, rateLimitPerDay: 1000 });
 
-    const responses = await Promise.all(
-      Array.from({ length: 200 }, () => call(`${product.pathPrefix}/burst`, { headers: { "X-API-Key": key } })),
-    );
+    const responses = await Promise.all(Array.from({ length: 200 }, () => call(`${product.pathPrefix}/burst`, { headers: { "X-API-Key": key } })));
     const results = await Promise.all(responses.map(async (response) => ({ response, body: await json(response) })));
 
     const admitted = results.filter(({ response }) => response.status === 200);
@@ -218,9 +216,7 @@ describe("exactness under concurrency", () => {
     const name = `key:${crypto.randomUUID()}`;
     const stub = limiter(name);
     const decisions = await Promise.all(
-      Array.from({ length: 120 }, () =>
-        stub.check({ requestId: crypto.randomUUID(), limitPerMinute: 1_000, limitPerDay: 45, consume: true }),
-      ),
+      Array.from({ length: 120 }, () => stub.check({ requestId: crypto.randomUUID(), limitPerMinute: 1_000, limitPerDay: 45, consume: true })),
     );
     const outcomes = decisions.map((decision) => decision.outcome);
     expect(outcomes.filter((outcome) => outcome === "admitted")).toHaveLength(45);

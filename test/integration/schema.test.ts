@@ -27,7 +27,7 @@ type Query = (sql: string) => Promise<Record<string, unknown>[]>;
 /** CREATE text without comments, with whitespace made canonical (string literals kept as written). */
 function normaliseSql(sql: string): string {
   return sql
-    .replace(/('(?:[^']|'')*')|--[^\n]*|\/\*[\s\S]*?\*\//g, (match, literal: string | undefined) => literal ?? " ")
+    .replace(/('(?:[^']|'')*')|--[^\n]*|\/\*[\s\S]*?\*\//g, (_match, literal: string | undefined) => literal ?? " ")
     .replace(/\s+/g, " ")
     .replace(/\s*([(),])\s*/g, "$1")
     .trim();

@@ -10,7 +10,13 @@ import { limiter, setClock, storedLedger } from "../helpers/limiter";
  * flush see both, including a day that nothing has closed yet.
  */
 const admit = (name: string) =>
-  limiter(name).check({ requestId: crypto.randomUUID(), credentialId: name.slice(4), limitPerMinute: 100, limitPerDay: 1000, consume: true } satisfies LimitCheck);
+  limiter(name).check({
+    requestId: crypto.randomUUID(),
+    credentialId: name.slice(4),
+    limitPerMinute: 100,
+    limitPerDay: 1000,
+    consume: true,
+  } satisfies LimitCheck);
 
 /** The closed days the object stores (its ledger row), oldest first. */
 const dailyTable = async (name: string) =>

@@ -20,7 +20,10 @@ async function expectRefused(method: string, path: string, body: unknown, field:
   const answer = await api(method, path, adminToken(), body);
   expect(answer.status, JSON.stringify(answer.body)).toBe(400);
   expect(answer.body.code).toBe("VALIDATION_FAILED");
-  expect(answer.body.fields.map((f: { path: string }) => f.path), JSON.stringify(answer.body)).toContain(field);
+  expect(
+    answer.body.fields.map((f: { path: string }) => f.path),
+    JSON.stringify(answer.body),
+  ).toContain(field);
   expect(answer.body.message).toContain(field || "body");
   expect(await counts()).toEqual(before);
 }

@@ -80,7 +80,14 @@ describe("bench cost counters", () => {
     expect(tally.doRowsWritten).toBeGreaterThanOrEqual(20);
     expect(tally.doRowsWritten).toBeLessThanOrEqual(22);
     expect(tally.d1Queries).toBe(0);
-    expect(await meter(worker), "a read resets the tally").toEqual({ doCalls: 0, doRowsRead: 0, doRowsWritten: 0, d1Queries: 0, d1RowsRead: 0, d1RowsWritten: 0 });
+    expect(await meter(worker), "a read resets the tally").toEqual({
+      doCalls: 0,
+      doRowsRead: 0,
+      doRowsWritten: 0,
+      d1Queries: 0,
+      d1RowsRead: 0,
+      d1RowsWritten: 0,
+    });
   }, 60_000);
 
   it("a warm API-key call costs 1 object call, at most 1 row written and no D1; a cold one 1 D1 query more", async () => {

@@ -54,7 +54,8 @@ async function keygateSigned(method: string, body: string | null) {
 function libraryVerify(request: LibraryRequest) {
   return httpbis.verifyMessage(
     {
-      keyLookup: async (params) => (params.keyid === "keygate" ? { id: "keygate", algs: ["hmac-sha256"], verify: createVerifier(SECRET, "hmac-sha256") } : null),
+      keyLookup: async (params) =>
+        params.keyid === "keygate" ? { id: "keygate", algs: ["hmac-sha256"], verify: createVerifier(SECRET, "hmac-sha256") } : null,
       requiredFields: ["@method", "@authority", "@path", "@query", "x-auth-method", "x-auth-product", "x-request-id"],
       requiredParams: ["created", "nonce", "keyid", "alg"],
       maxAge: 60,
@@ -103,10 +104,7 @@ describe("keygate signs, http-message-signatures verifies", () => {
   it("builds the same signature base as the library, line for line", async () => {
     const signed = await keygateSigned("POST", BODY);
     const params = signed.headers["signature-input"]!.replace(/^keygate=/, "");
-    const library = httpbis.formatSignatureBase([
-      ...httpbis.createSignatureBase({ fields: KEYGATE_COMPONENTS }, signed),
-      ['"@signature-params"', [params]],
-    ]);
+    const library = httpbis.formatSignatureBase([...httpbis.createSignatureBase({ fields: KEYGATE_COMPONENTS }, signed), ['"@signature-params"', [params]]]);
     const ours = signatureBase({ method: "POST", url: new URL(URL_SIGNED), headers: new Headers(signed.headers) }, KEYGATE_COMPONENTS, params);
     expect(ours).toBe(library);
   });
@@ -114,7 +112,11 @@ describe("keygate signs, http-message-signatures verifies", () => {
 
 describe("http-message-signatures signs, keygate verifies", () => {
   it("keygate's components and parameters", async () => {
-    const headers: Record<string, string> = { ...identity(), "content-type": "application/json", "content-digest": await contentDigest(new TextEncoder().encode(BODY)) };
+    const headers: Record<string, string> = {
+      ...identity(),
+      "content-type": "application/json",
+      "content-digest": await contentDigest(new TextEncoder().encode(BODY)),
+    };
     const signed = await librarySigned(KEYGATE_COMPONENTS, ["created", "nonce", "keyid", "alg"], headers);
     const result = await verifyOriginSignature(asFetchRequest(signed, BODY), SECRET, { replayStore: memoryReplayStore() });
     expect(result, JSON.stringify(result)).toEqual({ ok: true, identity: identity(headers["x-request-id"]) });
@@ -129,7 +131,11 @@ describe("http-message-signatures signs, keygate verifies", () => {
 
   it("but keygate refuses what its policy refuses: an uncovered identity header, a body that does not match", async () => {
     const headers: Record<string, string> = { ...identity(), "content-digest": await contentDigest(new TextEncoder().encode(BODY)) };
-    const withoutKeyId = await librarySigned(KEYGATE_COMPONENTS.filter((name) => name !== "x-auth-key-id"), ["created", "nonce", "keyid", "alg"], headers);
+    const withoutKeyId = await librarySigned(
+      KEYGATE_COMPONENTS.filter((name) => name !== "x-auth-key-id"),
+      ["created", "nonce", "keyid", "alg"],
+      headers,
+    );
     expect(await verifyOriginSignature(asFetchRequest(withoutKeyId, BODY), SECRET, { replayStore: memoryReplayStore() })).toEqual({
       ok: false,
       reason: "header x-auth-key-id is not covered",

@@ -46,7 +46,10 @@ describe("secret-scanning rules", () => {
       `ila_${"a".repeat(71)}`,
     ];
     for (const text of nearMisses) {
-      expect(rules.some((rule) => new RegExp(rule.regex.source).test(text)), text).toBe(false);
+      expect(
+        rules.some((rule) => new RegExp(rule.regex.source).test(text)),
+        text,
+      ).toBe(false);
     }
   });
 

@@ -223,7 +223,9 @@ describe.skipIf(process.platform === "win32")("npm run setup:cloudflare", () => 
     // One line per step, then the generated values the operator needs, once.
     const stepLines = result.stdout.split("\n").filter((line) => /^\[\d\/6\]/.test(line));
     expect(stepLines).toHaveLength(6);
-    expect(stepLines.join("\n")).toMatch(/created .*\n.*database_id set .*\n.*migrations: applied.*\n.*secrets: put ADMIN_TOKEN, ORIGIN_SIGNING_SECRET, JWT_SIGNING_KEY\n.*deploy: done \(http:\/\/127\.0\.0\.1:\d+\)\n.*admin user admin@keygate\.local: created/);
+    expect(stepLines.join("\n")).toMatch(
+      /created .*\n.*database_id set .*\n.*migrations: applied.*\n.*secrets: put ADMIN_TOKEN, ORIGIN_SIGNING_SECRET, JWT_SIGNING_KEY\n.*deploy: done \(http:\/\/127\.0\.0\.1:\d+\)\n.*admin user admin@keygate\.local: created/,
+    );
     expect(result.stdout.split(puts.ADMIN_TOKEN!)).toHaveLength(2);
     expect(result.stdout).toContain(`ADMIN_TOKEN=${puts.ADMIN_TOKEN}`);
     expect(result.stdout).toContain(`ORIGIN_SIGNING_SECRET=${puts.ORIGIN_SIGNING_SECRET}`);
@@ -274,7 +276,11 @@ describe.skipIf(process.platform === "win32")("npm run setup:cloudflare", () => 
     writeFileSync(logFile, "");
     const result = await run(["--rotate"]);
     expect(result.code).toBe(0);
-    expect(commands().filter((c) => c.line.startsWith("secret put")).map((c) => c.line)).toHaveLength(3);
+    expect(
+      commands()
+        .filter((c) => c.line.startsWith("secret put"))
+        .map((c) => c.line),
+    ).toHaveLength(3);
     const after = readState().secrets;
     for (const name of Object.keys(before)) expect(after[name], name).not.toBe(before[name]);
     expect(adminCalls.map((call) => call.status)).toEqual([201, 409]);
@@ -336,7 +342,7 @@ describe.skipIf(process.platform === "win32")("npm run setup:cloudflare", () => 
 
 describe("cloudflare-setup helpers", () => {
   it("replace only the database_id of the named D1 table", () => {
-    const text = "[[d1_databases]]\nbinding = \"OTHER\"\ndatabase_name = \"other\"\ndatabase_id = \"keep\"\n\n" + originalText;
+    const text = `[[d1_databases]]\nbinding = "OTHER"\ndatabase_name = "other"\ndatabase_id = "keep"\n\n${originalText}`;
     const id = "12345678-1234-4234-8234-123456789abc";
     const out = setup.replaceD1DatabaseId(text, "keygate", id);
     expect(out).toBe(text.replace('"00000000-0000-4000-8000-00000000d1db"', `"${id}"`));
@@ -345,7 +351,9 @@ describe("cloudflare-setup helpers", () => {
   });
 
   it("read the ids and URL wrangler prints", () => {
-    expect(setup.parseCreatedDatabaseId('[[d1_databases]]\nbinding = "keygate"\ndatabase_id = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"')).toBe("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee");
+    expect(setup.parseCreatedDatabaseId('[[d1_databases]]\nbinding = "keygate"\ndatabase_id = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"')).toBe(
+      "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
+    );
     expect(setup.parseCreatedDatabaseId('{ "database_id": "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee" }')).toBe("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee");
     expect(setup.findDatabaseId('[{"uuid":"u-1","name":"other"},{"uuid":"u-2","name":"keygate"}]', "keygate")).toBe("u-2");
     expect(setup.findDatabaseId("[]", "keygate")).toBeUndefined();

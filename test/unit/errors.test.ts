@@ -80,11 +80,7 @@ describe("errorBody, detailed", () => {
   });
 
   it("uses an overriding message and adds details as top-level fields", () => {
-    const body = errorBody(
-      new GatewayError("API_KEY_SCOPE_MISSING", { message: "custom", details: { requiredScope: "defi:swap" } }),
-      "detailed",
-      REQUEST_ID,
-    );
+    const body = errorBody(new GatewayError("API_KEY_SCOPE_MISSING", { message: "custom", details: { requiredScope: "defi:swap" } }), "detailed", REQUEST_ID);
     expect(body).toMatchObject({ error: "Forbidden", code: "API_KEY_SCOPE_MISSING", message: "custom", requiredScope: "defi:swap" });
   });
 
@@ -158,12 +154,11 @@ describe("renderError", () => {
   });
 
   it("adds the error's own headers and the extra headers, and the error's win", () => {
-    const response = renderError(
-      new GatewayError("RATE_LIMIT_EXCEEDED", { headers: { "Retry-After": "7" } }),
-      "detailed",
-      REQUEST_ID,
-      { "X-RateLimit-Remaining": "0", "Retry-After": "99", "Content-Type": "text/html" },
-    );
+    const response = renderError(new GatewayError("RATE_LIMIT_EXCEEDED", { headers: { "Retry-After": "7" } }), "detailed", REQUEST_ID, {
+      "X-RateLimit-Remaining": "0",
+      "Retry-After": "99",
+      "Content-Type": "text/html",
+    });
     expect(response.headers.get("Retry-After")).toBe("7");
     expect(response.headers.get("X-RateLimit-Remaining")).toBe("0");
     expect(response.headers.get("Content-Type")).toBe("application/json");

@@ -57,9 +57,7 @@ describe("verifyApiKey", () => {
   it("refuses a known prefix with the wrong shape without asking storage", async () => {
     const key = generateKey("ilal");
     const lookup = memoryLookup([await record(key)]);
-    expect(await refusal(verifyApiKey(key.toUpperCase().replace("ILAL_LIVE_", "ilal_live_"), "ilal", lookup, NOW))).toBe(
-      "API_KEY_FORMAT_INVALID",
-    );
+    expect(await refusal(verifyApiKey(key.toUpperCase().replace("ILAL_LIVE_", "ilal_live_"), "ilal", lookup, NOW))).toBe("API_KEY_FORMAT_INVALID");
     expect(await refusal(verifyApiKey(key.slice(0, -1), "ilal", lookup, NOW))).toBe("API_KEY_FORMAT_INVALID");
     expect(lookup.asked).toEqual([]);
   });
@@ -80,7 +78,7 @@ describe("verifyApiKey", () => {
   it("picks the matching row among several that share a prefix", async () => {
     const key = generateKey("ilal");
     const sibling = key.slice(0, -4) + (key.endsWith("0000") ? "1111" : "0000");
-    const rows = [await record(sibling), await record(key), await record(sibling.slice(0, -1) + "f")];
+    const rows = [await record(sibling), await record(key), await record(`${sibling.slice(0, -1)}f`)];
     await expect(verifyApiKey(key, "ilal", memoryLookup(rows), NOW)).resolves.toBe(rows[1]);
   });
 
@@ -104,9 +102,7 @@ describe("verifyApiKey", () => {
 
   it("is API_KEY_EXPIRED once expires_at has passed, and not a millisecond before", async () => {
     const key = generateKey("ilal");
-    expect(await refusal(verifyApiKey(key, "ilal", memoryLookup([await record(key, { expiresAt: BEFORE })]), NOW))).toBe(
-      "API_KEY_EXPIRED",
-    );
+    expect(await refusal(verifyApiKey(key, "ilal", memoryLookup([await record(key, { expiresAt: BEFORE })]), NOW))).toBe("API_KEY_EXPIRED");
     expect(await refusal(verifyApiKey(key, "ilal", memoryLookup([await record(key, { expiresAt: new Date(NOW).toISOString() })]), NOW))).toBe(
       "API_KEY_EXPIRED",
     );

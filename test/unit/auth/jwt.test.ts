@@ -149,7 +149,7 @@ describe("verifyJwt: subjects every header and limiter name can carry (F8)", () 
 });
 
 describe("verifyJwt: who signed the token (F7)", () => {
-  it("names keygate's own tokens \"keygate\" and JWT_SECRET tokens \"hs256\", whatever their iss", async () => {
+  it('names keygate\'s own tokens "keygate" and JWT_SECRET tokens "hs256", whatever their iss', async () => {
     const own = await verifyJwt(await signToken({ sub: "u" }), config, Date.now());
     const hs = await verifyJwt(await signToken({ sub: "u" }, { alg: "HS256" }), config, Date.now());
     expect([own.issuer, hs.issuer]).toEqual(["keygate", "hs256"]);
@@ -163,7 +163,11 @@ describe("verifyJwt: who signed the token (F7)", () => {
     expect((await verifyJwt(await signToken({ gv }, { alg: "HS256" }), config, Date.now())).grantVersion).toBe(0);
   });
 
-  it.each([["a string", "1700000000000"], ["a fraction", 1.5], ["a negative number", -1]])("refuses a keygate token whose gv is %s", async (_label, gv) => {
+  it.each([
+    ["a string", "1700000000000"],
+    ["a fraction", 1.5],
+    ["a negative number", -1],
+  ])("refuses a keygate token whose gv is %s", async (_label, gv) => {
     const result = await refusal(await signToken({ gv }));
     expect(result).toMatchObject({ code: "JWT_CLAIM_INVALID" });
     expect(result.message).toContain('"gv"');
@@ -415,7 +419,12 @@ describe("verifyJwt: remote JWKS", () => {
 
   it.each<[string, () => Response]>([
     ["answers 500", () => new Response("down", { status: 500 })],
-    ["cannot be reached", () => { throw new TypeError("Network connection lost."); }],
+    [
+      "cannot be reached",
+      () => {
+        throw new TypeError("Network connection lost.");
+      },
+    ],
     ["answers something that is not JSON", () => new Response("<html>", { status: 200 })],
     ["answers JSON that is not a key set", () => Response.json({ nope: true })],
   ])("answers 503 AUTH_BACKEND_UNAVAILABLE, never a 401, when the JWKS %s and no key is cached", async (_label, answer) => {
@@ -455,7 +464,9 @@ describe("verifyJwt: remote JWKS", () => {
     const issuer = await remoteIssuer();
     const server = serveJwks(issuer.url, () => new Response("down", { status: 500 }));
     await expect(verifyJwt(await signToken({ sub: "own" }), issuer.config, Date.now())).resolves.toMatchObject({ userId: "own" });
-    await expect(verifyJwt(await signToken({ sub: "hs" }, { alg: "HS256", key: hsSecret() }), issuer.config, Date.now())).resolves.toMatchObject({ subject: "hs" });
+    await expect(verifyJwt(await signToken({ sub: "hs" }, { alg: "HS256", key: hsSecret() }), issuer.config, Date.now())).resolves.toMatchObject({
+      subject: "hs",
+    });
     expect(server.received).toHaveLength(0);
   });
 });

@@ -1,15 +1,6 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import {
-  detectKeyFormat,
-  fromHex,
-  generateKey,
-  hashKey,
-  keyEnv,
-  keyPrefix,
-  matchesKeyFormat,
-  toHex,
-} from "../../../src/auth/key-format";
+import { detectKeyFormat, fromHex, generateKey, hashKey, keyEnv, keyPrefix, matchesKeyFormat, toHex } from "../../../src/auth/key-format";
 
 const ILAL = /^ilal_(test|live)_[0-9a-f]{48}$/;
 const ILA = /^ila_[A-Za-z0-9]{72}$/;

@@ -7,7 +7,7 @@ describe("storageUnavailable: which D1 failures are worth a retry", () => {
     ["Error: D1_ERROR: D1 DB is overloaded. Requests queued for too long.", true],
     ["D1_ERROR: Internal error while starting up D1 DB storage caused object to be reset.", true],
     ["D1_ERROR: UNIQUE constraint failed: products.slug: SQLITE_CONSTRAINT", false],
-    ["D1_ERROR: near \"SELEC\": syntax error: SQLITE_ERROR", false],
+    ['D1_ERROR: near "SELEC": syntax error: SQLITE_ERROR', false],
     ["TypeError: Cannot read properties of undefined", false],
   ])("%s → %s", (message, expected) => {
     expect(storageUnavailable(new Error(message.replace(/^Error: /, "")))).toBe(expected);

@@ -29,7 +29,14 @@ describe("throttleName", () => {
 
 describe("isAuthFailure", () => {
   it("counts 401s from credential verification", () => {
-    for (const code of ["API_KEY_HASH_MISMATCH", "API_KEY_FORMAT_INVALID", "API_KEY_INACTIVE", "JWT_SIGNATURE_INVALID", "INVALID_CREDENTIALS", "AUTH_HEADER_MALFORMED"] as const) {
+    for (const code of [
+      "API_KEY_HASH_MISMATCH",
+      "API_KEY_FORMAT_INVALID",
+      "API_KEY_INACTIVE",
+      "JWT_SIGNATURE_INVALID",
+      "INVALID_CREDENTIALS",
+      "AUTH_HEADER_MALFORMED",
+    ] as const) {
       expect(isAuthFailure(new GatewayError(code)), code).toBe(true);
     }
   });

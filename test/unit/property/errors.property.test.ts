@@ -81,10 +81,29 @@ describe("errors from judging a presented credential", () => {
     const now = new Date().toISOString();
     const id = crypto.randomUUID();
     return {
-      id, lineageId: id, prefix: keyPrefix(key), hash: await hashKey(`${key}-other`), format: "ilal", env: "live", name: "decoy",
-      ownerId: null, status: "active", createdAt: now, updatedAt: now, lastUsedAt: null, expiresAt: null, rateLimitPerMinute: null,
-      rateLimitPerDay: null, ipAllowlist: [], products: ["*"], scopes: ["*"], rotatedTo: null, graceUntil: null,
-      version: 1, statusSetBy: null, expiresSetBy: null,
+      id,
+      lineageId: id,
+      prefix: keyPrefix(key),
+      hash: await hashKey(`${key}-other`),
+      format: "ilal",
+      env: "live",
+      name: "decoy",
+      ownerId: null,
+      status: "active",
+      createdAt: now,
+      updatedAt: now,
+      lastUsedAt: null,
+      expiresAt: null,
+      rateLimitPerMinute: null,
+      rateLimitPerDay: null,
+      ipAllowlist: [],
+      products: ["*"],
+      scopes: ["*"],
+      rotatedTo: null,
+      graceUntil: null,
+      version: 1,
+      statusSetBy: null,
+      expiresSetBy: null,
     };
   }
 

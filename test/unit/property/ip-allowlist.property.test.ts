@@ -135,15 +135,22 @@ describe("membership against the bit-string reference", () => {
 
   it("puts an IPv6 address (full or compressed spelling) inside base/len iff its first len bits equal the base's", () => {
     fc.assert(
-      fc.property(sparseGroups, sparseGroups, fc.integer({ min: 0, max: 128 }), fc.integer({ min: 0, max: 128 }), fc.boolean(), (base, other, length, shared, compress) => {
-        const addressBits = splice(v6Bits(base), v6Bits(other), shared);
-        const addressGroups = fromBits(addressBits, 16);
-        const spell = compress ? v6Compressed : v6Full;
-        const address = spell(addressGroups);
-        const range = `${spell(base)}/${length}`;
-        expect(parseIp(address), address).toBe(BigInt(`0x${addressGroups.map((g) => g.toString(16).padStart(4, "0")).join("")}`));
-        expect(ipAllowed(address, [range]), `${address} in ${range}`).toBe(samePrefix(addressBits, v6Bits(base), length));
-      }),
+      fc.property(
+        sparseGroups,
+        sparseGroups,
+        fc.integer({ min: 0, max: 128 }),
+        fc.integer({ min: 0, max: 128 }),
+        fc.boolean(),
+        (base, other, length, shared, compress) => {
+          const addressBits = splice(v6Bits(base), v6Bits(other), shared);
+          const addressGroups = fromBits(addressBits, 16);
+          const spell = compress ? v6Compressed : v6Full;
+          const address = spell(addressGroups);
+          const range = `${spell(base)}/${length}`;
+          expect(parseIp(address), address).toBe(BigInt(`0x${addressGroups.map((g) => g.toString(16).padStart(4, "0")).join("")}`));
+          expect(ipAllowed(address, [range]), `${address} in ${range}`).toBe(samePrefix(addressBits, v6Bits(base), length));
+        },
+      ),
       RUNS,
     );
   });
@@ -151,11 +158,16 @@ describe("membership against the bit-string reference", () => {
   it("allows an address iff some entry of a mixed allowlist contains it", () => {
     const entry = fc.tuple(octets, fc.integer({ min: 0, max: 32 }));
     fc.assert(
-      fc.property(octets, fc.array(entry, { maxLength: 4 }), fc.array(fc.constantFrom("junk", "10.0.0.0/33", "::g"), { maxLength: 2 }), (address, entries, junk) => {
-        const list = [...entries.map(([base, length]) => `${v4Text(base)}/${length}`), ...junk];
-        const expected = entries.some(([base, length]) => samePrefix(v4Bits(address), v4Bits(base), length));
-        expect(ipAllowed(v4Text(address), list)).toBe(entries.length === 0 && junk.length === 0 ? true : expected);
-      }),
+      fc.property(
+        octets,
+        fc.array(entry, { maxLength: 4 }),
+        fc.array(fc.constantFrom("junk", "10.0.0.0/33", "::g"), { maxLength: 2 }),
+        (address, entries, junk) => {
+          const list = [...entries.map(([base, length]) => `${v4Text(base)}/${length}`), ...junk];
+          const expected = entries.some(([base, length]) => samePrefix(v4Bits(address), v4Bits(base), length));
+          expect(ipAllowed(v4Text(address), list)).toBe(entries.length === 0 && junk.length === 0 ? true : expected);
+        },
+      ),
       RUNS,
     );
   });

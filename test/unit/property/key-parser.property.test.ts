@@ -23,7 +23,9 @@ const hostileText = fc.oneof(
   fc.string({ unit: "binary", maxLength: 200 }),
   fc.string({ unit: "binary-ascii", maxLength: 200 }),
   fc.tuple(fc.constantFrom("ilal_", "ila_", "ilal_live_", "ilal_test_", "ILAL_live_", "ila-"), fc.string({ maxLength: 100 })).map(([a, b]) => a + b),
-  fc.tuple(fc.constantFrom("Bearer ", "bearer\t", "Basic ", "Bearer  ", " Bearer "), fc.string({ unit: "binary-ascii", maxLength: 120 })).map(([a, b]) => a + b),
+  fc
+    .tuple(fc.constantFrom("Bearer ", "bearer\t", "Basic ", "Bearer  ", " Bearer "), fc.string({ unit: "binary-ascii", maxLength: 120 }))
+    .map(([a, b]) => a + b),
 );
 
 const hex = (length: number) => fc.string({ unit: fc.constantFrom(...HEX), minLength: length, maxLength: length });
@@ -73,7 +75,7 @@ describe("extractCredential, detectKeyFormat and matchesKeyFormat on generated i
   it("returns a credential free of whitespace, commas and control characters whenever it accepts one", () => {
     fc.assert(
       fc.property(fc.option(hostileText), fc.option(hostileText), (apiKey, authorization) => {
-        let credential;
+        let credential: ReturnType<typeof extractCredential>;
         try {
           credential = extractCredential(apiKey, authorization, KEY_FORMAT_NAMES);
         } catch {

@@ -31,9 +31,7 @@ function routeSource(glob: string): string {
   return glob
     .slice(1)
     .split("/")
-    .map((segment) =>
-      segment === "**" ? "(?:/[^/]*)*" : `/${segment.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*")}`,
-    )
+    .map((segment) => (segment === "**" ? "(?:/[^/]*)*" : `/${segment.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*")}`))
     .join("");
 }
 
@@ -159,14 +157,61 @@ const generatedRule = fc
 
 /** Words of the rules in every case and several encodings. */
 const word = fc.constantFrom(
-  "swap", "SWAP", "Swap", "%73wap", "%53WAP", "sw%61p",
-  "admin", "Admin", "ADMIN", "%61dmin", "%2561dmin", "%41dmin",
-  "items", "Items", "1", "x", "users", "me:delete", "me%3Adelete", "ME%3adelete", "a@b", "a%40b", "v2",
+  "swap",
+  "SWAP",
+  "Swap",
+  "%73wap",
+  "%53WAP",
+  "sw%61p",
+  "admin",
+  "Admin",
+  "ADMIN",
+  "%61dmin",
+  "%2561dmin",
+  "%41dmin",
+  "items",
+  "Items",
+  "1",
+  "x",
+  "users",
+  "me:delete",
+  "me%3Adelete",
+  "ME%3adelete",
+  "a@b",
+  "a%40b",
+  "v2",
 );
 /** Decorations the review found forwarded, and other spellings origins read differently. */
 const decoration = fc.constantFrom(
-  "", ".", "..", "%2e", "%2E%2E", "%2e%2e", ".%2e", ";x", ";jsessionid=1", "%3Bx", "\\", "%5C", "%5c", "%2F", "%2f",
-  "%00", "%09", "%20", "%23", "%3F", "%252F", "%25", ".json", "%C0%AE", "%c0%ae%c0%ae", "%c3%a9", "~", "%7E", "*",
+  "",
+  ".",
+  "..",
+  "%2e",
+  "%2E%2E",
+  "%2e%2e",
+  ".%2e",
+  ";x",
+  ";jsessionid=1",
+  "%3Bx",
+  "\\",
+  "%5C",
+  "%5c",
+  "%2F",
+  "%2f",
+  "%00",
+  "%09",
+  "%20",
+  "%23",
+  "%3F",
+  "%252F",
+  "%25",
+  ".json",
+  "%C0%AE",
+  "%c0%ae%c0%ae",
+  "%c3%a9",
+  "~",
+  "%7E",
+  "*",
 );
 // Mostly plain words, so that many paths are spellings of a protected route.
 const segment = fc.oneof(
@@ -182,16 +227,21 @@ const rawPath = fc
 /** A word spelled another way, letter by letter: upper case, or escaped with either hex case; perhaps decorated. */
 function respelled(word: string): fc.Arbitrary<string> {
   const way = fc.constantFrom("as is", "as is", "as is", "upper", "escaped", "escaped, lower hex");
-  return fc.tuple(fc.array(way, { minLength: word.length, maxLength: word.length }), fc.oneof({ weight: 2, arbitrary: fc.constant("") }, { weight: 1, arbitrary: decoration })).map(([ways, tail]) => {
-    const letters = [...word].map((letter, i) => {
-      const hex = letter.charCodeAt(0).toString(16).toUpperCase();
-      if (ways[i] === "upper") return letter.toUpperCase();
-      if (ways[i] === "escaped") return `%${hex}`;
-      if (ways[i] === "escaped, lower hex") return `%${hex.toLowerCase()}`;
-      return letter;
+  return fc
+    .tuple(
+      fc.array(way, { minLength: word.length, maxLength: word.length }),
+      fc.oneof({ weight: 2, arbitrary: fc.constant("") }, { weight: 1, arbitrary: decoration }),
+    )
+    .map(([ways, tail]) => {
+      const letters = [...word].map((letter, i) => {
+        const hex = letter.charCodeAt(0).toString(16).toUpperCase();
+        if (ways[i] === "upper") return letter.toUpperCase();
+        if (ways[i] === "escaped") return `%${hex}`;
+        if (ways[i] === "escaped, lower hex") return `%${hex.toLowerCase()}`;
+        return letter;
+      });
+      return letters.join("") + tail;
     });
-    return letters.join("") + tail;
-  });
 }
 
 /** The protected routes of FIXED_RULES, by method and segments. */
@@ -220,7 +270,14 @@ const asParsed = (raw: string) => new URL(`https://gw.test${raw}`).pathname;
 
 // ---- the property ----
 
-function assertNoOriginBypass(rules: ScopeRule[], granted: string[], method: string, raw: string, policy: PathMatchPolicy | undefined, origins: Origin[]): void {
+function assertNoOriginBypass(
+  rules: ScopeRule[],
+  granted: string[],
+  method: string,
+  raw: string,
+  policy: PathMatchPolicy | undefined,
+  origins: Origin[],
+): void {
   const canonical = canonicalPath(asParsed(raw));
   if (!canonical.ok) return; // refused: never reaches an origin
   if (missingScope(granted, requiredScopes(rules, method, canonical.path, policy)) !== undefined) return; // 403
@@ -241,11 +298,8 @@ function assertNoOriginBypass(rules: ScopeRule[], granted: string[], method: str
 describe("a forwarded path reaches no handler whose scope the credential lacks (F1)", () => {
   it("under the default policy, for Express, Spring/Tomcat, decode-once, IIS-style and legacy double-decoding origins", () => {
     fc.assert(
-      fc.property(
-        fc.array(generatedRule, { maxLength: 3 }),
-        fc.subarray(ALL_SCOPES),
-        request,
-        (extra, granted, { method, raw }) => assertNoOriginBypass([...FIXED_RULES, ...extra], granted, method, raw, undefined, ORIGINS),
+      fc.property(fc.array(generatedRule, { maxLength: 3 }), fc.subarray(ALL_SCOPES), request, (extra, granted, { method, raw }) =>
+        assertNoOriginBypass([...FIXED_RULES, ...extra], granted, method, raw, undefined, ORIGINS),
       ),
       RUNS,
     );
@@ -255,11 +309,8 @@ describe("a forwarded path reaches no handler whose scope the credential lacks (
     const strict: PathMatchPolicy = { caseSensitive: true, strictTrailingSlash: true };
     const exact = ORIGINS.filter((origin) => origin.name.startsWith("decode once"));
     fc.assert(
-      fc.property(
-        fc.array(generatedRule, { maxLength: 3 }),
-        fc.subarray(ALL_SCOPES),
-        request,
-        (extra, granted, { method, raw }) => assertNoOriginBypass([...FIXED_RULES, ...extra], granted, method, raw, strict, exact),
+      fc.property(fc.array(generatedRule, { maxLength: 3 }), fc.subarray(ALL_SCOPES), request, (extra, granted, { method, raw }) =>
+        assertNoOriginBypass([...FIXED_RULES, ...extra], granted, method, raw, strict, exact),
       ),
       { numRuns: 300 },
     );
@@ -270,7 +321,21 @@ describe("a forwarded path reaches no handler whose scope the credential lacks (
       const canonical = canonicalPath(asParsed(raw));
       return canonical.ok && missingScope(["defi:read"], requiredScopes(FIXED_RULES, method, canonical.path)) === undefined;
     };
-    for (const raw of ["/swap/", "/SWAP", "/Swap", "/Swap/", "/swap;x", "/swap%09", "/swap/.", "/swap%2F", "/swap%00", "/swap%252F", "/swap/..;/swap", "/swap%3F", "/swap%23"]) {
+    for (const raw of [
+      "/swap/",
+      "/SWAP",
+      "/Swap",
+      "/Swap/",
+      "/swap;x",
+      "/swap%09",
+      "/swap/.",
+      "/swap%2F",
+      "/swap%00",
+      "/swap%252F",
+      "/swap/..;/swap",
+      "/swap%3F",
+      "/swap%23",
+    ]) {
       expect(forwarded("POST", raw), raw).toBe(false);
     }
     for (const raw of ["/Admin", "/ADMIN/x", "/admin;jsessionid=1", "/.;/admin", "/admin%5Cx", "/%2561dmin", "/%c0%ae%c0%ae/admin"]) {
@@ -282,7 +347,24 @@ describe("a forwarded path reaches no handler whose scope the credential lacks (
 
   it("holds for the review's reproductions", () => {
     const granted = ["defi:read"];
-    const spellings = ["/swap/", "/SWAP", "/Swap", "/Swap/", "/swap;x", "/swap%20", "/swap%09", "/swap.", "/swap/.", "/swap%2F", "/swap%00", "/swap%252F", "/swap/..;/swap", "/swap%3F", "/swap%23", "/%73wap"];
+    const spellings = [
+      "/swap/",
+      "/SWAP",
+      "/Swap",
+      "/Swap/",
+      "/swap;x",
+      "/swap%20",
+      "/swap%09",
+      "/swap.",
+      "/swap/.",
+      "/swap%2F",
+      "/swap%00",
+      "/swap%252F",
+      "/swap/..;/swap",
+      "/swap%3F",
+      "/swap%23",
+      "/%73wap",
+    ];
     for (const raw of spellings) assertNoOriginBypass(FIXED_RULES, granted, "POST", raw, undefined, ORIGINS);
     for (const raw of ["/Admin", "/ADMIN/x", "/admin;jsessionid=1", "/.;/admin", "/admin%5Cx", "/%2561dmin", "/%c0%ae%c0%ae/admin", "/x/%2e%2e/admin"]) {
       assertNoOriginBypass(FIXED_RULES, granted, "GET", raw, undefined, ORIGINS);

@@ -14,7 +14,12 @@ const RUNS = { numRuns: 400 };
 const plain = fc.stringMatching(/^[A-Za-z0-9:._-]{1,24}$/);
 /** A namespace for `ns:*`: no colon of its own, so "ns:" is its whole prefix. */
 const namespace = fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/);
-const anyScope = fc.oneof(plain, fc.string({ maxLength: 30 }), fc.constant("*"), namespace.map((ns) => `${ns}:*`));
+const anyScope = fc.oneof(
+  plain,
+  fc.string({ maxLength: 30 }),
+  fc.constant("*"),
+  namespace.map((ns) => `${ns}:*`),
+);
 
 describe("scopeGranted", () => {
   it("grants every scope to a credential holding *", () => {
@@ -103,12 +108,19 @@ const globSegment = fc.oneof(
   { weight: 1, arbitrary: fc.constant("**") },
   { weight: 4, arbitrary: fc.array(globPiece, { minLength: 1, maxLength: 3 }).map((pieces) => pieces.join("")) },
 );
-const glob = fc.tuple(fc.array(globSegment, { maxLength: 5 }), fc.boolean()).map(([segments, slash]) => `/${segments.join("/")}${slash && segments.length > 0 ? "/" : ""}`);
+const glob = fc
+  .tuple(fc.array(globSegment, { maxLength: 5 }), fc.boolean())
+  .map(([segments, slash]) => `/${segments.join("/")}${slash && segments.length > 0 ? "/" : ""}`);
 const pathSegment = fc.oneof(
-  { weight: 6, arbitrary: fc.array(fc.constantFrom("a", "b", "A", "B", "ab", "x.y", "+", "xy"), { minLength: 1, maxLength: 3 }).map((pieces) => pieces.join("")) },
+  {
+    weight: 6,
+    arbitrary: fc.array(fc.constantFrom("a", "b", "A", "B", "ab", "x.y", "+", "xy"), { minLength: 1, maxLength: 3 }).map((pieces) => pieces.join("")),
+  },
   { weight: 1, arbitrary: fc.constant("") },
 );
-const path = fc.tuple(fc.array(pathSegment, { maxLength: 7 }), fc.boolean()).map(([segments, slash]) => `/${segments.join("/")}${slash && segments.length > 0 ? "/" : ""}`);
+const path = fc
+  .tuple(fc.array(pathSegment, { maxLength: 7 }), fc.boolean())
+  .map(([segments, slash]) => `/${segments.join("/")}${slash && segments.length > 0 ? "/" : ""}`);
 
 /** Canonical paths hold no empty segment but a trailing one. */
 const canonicalShape = path.filter((p) => !p.includes("//"));

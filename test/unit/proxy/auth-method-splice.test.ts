@@ -149,7 +149,10 @@ describe("spliceAuthMethod: an origin's own top-level authMethod gets our value 
   });
 
   it("replaces every duplicate", async () => {
-    await expectSpliced('{"authMethod":1,"b":2,"auth\\u004dethod":[3],"authMethod":{}}', '{"authMethod":"api_key","b":2,"auth\\u004dethod":"api_key","authMethod":"api_key"}');
+    await expectSpliced(
+      '{"authMethod":1,"b":2,"auth\\u004dethod":[3],"authMethod":{}}',
+      '{"authMethod":"api_key","b":2,"auth\\u004dethod":"api_key","authMethod":"api_key"}',
+    );
   });
 
   it("leaves the original bytes when the body turns out invalid or over the cap after the key", async () => {
@@ -188,7 +191,7 @@ describe("spliceAuthMethod: anything else comes out byte-identical", () => {
       '{"a":[1}',
       '{"a":[1,]}',
       '{"a":1 "b":2}',
-      '{a:1}',
+      "{a:1}",
       '{"a":1',
       '{"a":"unterminated}',
       "{",
@@ -203,7 +206,19 @@ describe("spliceAuthMethod: anything else comes out byte-identical", () => {
   it("passes bodies with invalid UTF-8 through, as a fatal TextDecoder refuses them", async () => {
     const head = bytesOf('{"a":"');
     const tail = bytesOf('"}');
-    for (const bad of [[0xc0, 0x80], [0xc1, 0xbf], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf0, 0x80, 0x80, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80, 0x80, 0x80], [0x80], [0xbf], [0xe6, 0x97], [0xff]]) {
+    for (const bad of [
+      [0xc0, 0x80],
+      [0xc1, 0xbf],
+      [0xe0, 0x80, 0x80],
+      [0xed, 0xa0, 0x80],
+      [0xf0, 0x80, 0x80, 0x80],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0xf5, 0x80, 0x80, 0x80],
+      [0x80],
+      [0xbf],
+      [0xe6, 0x97],
+      [0xff],
+    ]) {
       await expectUntouched([...head, ...bad, ...tail]);
     }
     await expectUntouched([0x7b, 0xc3, 0xa9, 0x7d]); // non-ASCII outside a string
@@ -238,7 +253,7 @@ describe("spliceAuthMethod: anything else comes out byte-identical", () => {
 
 describe("spliceAuthMethod as a stream", () => {
   it("passes each chunk on as it arrives, the same chunk when nothing of it is held", async () => {
-    const first = bytesOf('{"a":"' + "x".repeat(1000));
+    const first = bytesOf(`{"a":"${"x".repeat(1000)}`);
     const second = bytesOf('","b":[1,2]');
     const last = bytesOf("}\n");
     let controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -332,7 +347,10 @@ function memberSpans(source: string): { key: string; start: number; end: number 
   };
   const skipValue = (): void => {
     const c = source[i]!;
-    if (c === '"') return skipString();
+    if (c === '"') {
+      skipString();
+      return;
+    }
     if (c === "{" || c === "[") {
       i++;
       ws();
@@ -394,17 +412,18 @@ function serialize(tree: Tree, noise: number[]): string {
   const next = () => noise[cursor++ % noise.length]!;
   const SPACES = ["", "", "", "", " ", "\n", "\t", "\r\n  ", "  "];
   const ws = () => SPACES[next() % SPACES.length]!;
-  const escape = (c: number) => `\\u${c.toString(16).padStart(4, "0")}`;
+  const unicodeEscape = (c: number) => `\\u${c.toString(16).padStart(4, "0")}`;
   const escapeUpper = (c: number) => `\\u${c.toString(16).padStart(4, "0").toUpperCase()}`;
   const string = (value: string) => {
     let out = '"';
     for (const char of value) {
       const code = char.codePointAt(0)!;
       const roll = next() % 8;
-      if (code > 0xffff) out += roll === 0 ? escape(char.charCodeAt(0)) + escapeUpper(char.charCodeAt(1)) : char;
-      else if (code >= 0xd800 && code <= 0xdfff) out += escape(code); // a lone surrogate: only escaped is it valid
-      else if (char === '"' || char === "\\" || code < 0x20) out += roll % 2 === 0 ? escape(code) : JSON.stringify(char).slice(1, -1);
-      else out += roll === 0 ? escape(code) : roll === 1 ? escapeUpper(code) : char === "/" && roll === 2 ? "\\/" : char;
+      if (code > 0xffff) out += roll === 0 ? unicodeEscape(char.charCodeAt(0)) + escapeUpper(char.charCodeAt(1)) : char;
+      else if (code >= 0xd800 && code <= 0xdfff)
+        out += unicodeEscape(code); // a lone surrogate: only escaped is it valid
+      else if (char === '"' || char === "\\" || code < 0x20) out += roll % 2 === 0 ? unicodeEscape(code) : JSON.stringify(char).slice(1, -1);
+      else out += roll === 0 ? unicodeEscape(code) : roll === 1 ? escapeUpper(code) : char === "/" && roll === 2 ? "\\/" : char;
     }
     return `${out}"`;
   };
@@ -460,9 +479,28 @@ type Mutation =
 const ascii = (...values: string[]) => values.map((v) => [...encoder.encode(v)]);
 /** UTF-8 near misses (surrogates, overlongs, past U+10FFFF, bad or missing continuations) and the valid edges next to them. */
 const UTF8_EDGES = [
-  [0xed, 0xa0, 0x80], [0xed, 0xbf, 0xbf], [0xe0, 0x80, 0xaf], [0xe0, 0x9f, 0xbf], [0xc0, 0xaf], [0xc1, 0x81], [0xf0, 0x8f, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80],
-  [0xf5, 0x80, 0x80, 0x80], [0xc3], [0xe6, 0x97], [0x80], [0xc3, 0x28], [0xef, 0xbb, 0xbf],
-  [0xed, 0x9f, 0xbf], [0xee, 0x80, 0x80], [0xe0, 0xa0, 0x80], [0xc2, 0x80], [0xdf, 0xbf], [0xf0, 0x90, 0x80, 0x80], [0xf4, 0x8f, 0xbf, 0xbf], [0xc3, 0xa9],
+  [0xed, 0xa0, 0x80],
+  [0xed, 0xbf, 0xbf],
+  [0xe0, 0x80, 0xaf],
+  [0xe0, 0x9f, 0xbf],
+  [0xc0, 0xaf],
+  [0xc1, 0x81],
+  [0xf0, 0x8f, 0xbf, 0xbf],
+  [0xf4, 0x90, 0x80, 0x80],
+  [0xf5, 0x80, 0x80, 0x80],
+  [0xc3],
+  [0xe6, 0x97],
+  [0x80],
+  [0xc3, 0x28],
+  [0xef, 0xbb, 0xbf],
+  [0xed, 0x9f, 0xbf],
+  [0xee, 0x80, 0x80],
+  [0xe0, 0xa0, 0x80],
+  [0xc2, 0x80],
+  [0xdf, 0xbf],
+  [0xf0, 0x90, 0x80, 0x80],
+  [0xf4, 0x8f, 0xbf, 0xbf],
+  [0xc3, 0xa9],
 ];
 /**
  * Near misses of valid JSON (or just valid), each with the bytes it is put
@@ -482,10 +520,20 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }) },
   {
     weight: 1,
-    arbitrary: fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), byte: fc.oneof(fc.constantFrom(0x22, 0x5c, 0x7b, 0x7d, 0x2c, 0x3a, 0x20, 0x00, 0xc3, 0x80), fc.integer({ min: 0, max: 255 })) }),
+    arbitrary: fc.record({
+      kind: fc.constant("insert" as const),
+      at: fc.nat(),
+      byte: fc.oneof(fc.constantFrom(0x22, 0x5c, 0x7b, 0x7d, 0x2c, 0x3a, 0x20, 0x00, 0xc3, 0x80), fc.integer({ min: 0, max: 255 })),
+    }),
   },
   { weight: 4, arbitrary: fc.tuple(fc.nat(), fc.constantFrom(...FRAGMENTS)).map(([at, f]): Mutation => ({ kind: "fragment", at, ...f })) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("append" as const), bytes: fc.array(fc.constantFrom(0x20, 0x0a, 0x7d, 0x78, 0x00, 0xef), { minLength: 1, maxLength: 3 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("append" as const),
+      bytes: fc.array(fc.constantFrom(0x20, 0x0a, 0x7d, 0x78, 0x00, 0xef), { minLength: 1, maxLength: 3 }),
+    }),
+  },
 );
 
 function mutate(bytes: Uint8Array, m: Mutation): Uint8Array {
@@ -505,7 +553,8 @@ function mutate(bytes: Uint8Array, m: Mutation): Uint8Array {
     case "fragment": {
       const anchors: number[] = [];
       for (let i = 0; i < bytes.byteLength; i++) {
-        if (m.before.includes(String.fromCharCode(bytes[i]!)) && (m.after === undefined || (i > 0 && m.after.includes(String.fromCharCode(bytes[i - 1]!))))) anchors.push(i);
+        if (m.before.includes(String.fromCharCode(bytes[i]!)) && (m.after === undefined || (i > 0 && m.after.includes(String.fromCharCode(bytes[i - 1]!)))))
+          anchors.push(i);
       }
       const where = anchors.length > 0 ? anchors[m.at % anchors.length]! : at;
       return concat([bytes.subarray(0, where), new Uint8Array(m.fragment), bytes.subarray(where)]);
@@ -545,12 +594,21 @@ const methods = fc.constantFrom<SplicedMethod>("api_key", "jwt");
 describe("spliceAuthMethod against a buffering reference", () => {
   it("splices exactly when the reference finds one JSON object within the cap, and otherwise changes no byte", async () => {
     await fc.assert(
-      fc.asyncProperty(topLevel, fc.array(fc.nat(), { minLength: 1, maxLength: 64 }), fc.boolean(), mutation, chunkSizes, cap, methods, async (value, noise, bom, m, sizes, capChoice, method) => {
-        const serialized = encoder.encode(serialize(value, noise));
-        const input = mutate(bom && noise[0]! % 4 === 0 ? concat([new Uint8Array(BOM), serialized]) : serialized, m);
-        const max = capChoice.kind === "real" ? MIB : capChoice.kind === "small" ? capChoice.bytes : Math.max(0, input.byteLength + capChoice.delta);
-        await agreesWithReference(input, sizes, method, max);
-      }),
+      fc.asyncProperty(
+        topLevel,
+        fc.array(fc.nat(), { minLength: 1, maxLength: 64 }),
+        fc.boolean(),
+        mutation,
+        chunkSizes,
+        cap,
+        methods,
+        async (value, noise, bom, m, sizes, capChoice, method) => {
+          const serialized = encoder.encode(serialize(value, noise));
+          const input = mutate(bom && noise[0]! % 4 === 0 ? concat([new Uint8Array(BOM), serialized]) : serialized, m);
+          const max = capChoice.kind === "real" ? MIB : capChoice.kind === "small" ? capChoice.bytes : Math.max(0, input.byteLength + capChoice.delta);
+          await agreesWithReference(input, sizes, method, max);
+        },
+      ),
       { numRuns: 1500 },
     );
   });
@@ -559,11 +617,38 @@ describe("spliceAuthMethod against a buffering reference", () => {
     // Byte soup where UTF-8 and escapes are validated: near misses, valid edges, escapes, control bytes, any byte.
     const piece = fc.oneof(
       fc.constantFrom(...UTF8_EDGES),
-      fc.constantFrom(...ascii("a", "é", "日", "😀", "\\", '\\"', "\\u00e9", "\\uD83D\\uDE00", "\\ud800", "\\u004d", "\\x", "\\", "\u0001", "\t", "\u007f", " ", "}", "{", '"')),
+      fc.constantFrom(
+        ...ascii(
+          "a",
+          "é",
+          "日",
+          "😀",
+          "\\",
+          '\\"',
+          "\\u00e9",
+          "\\uD83D\\uDE00",
+          "\\ud800",
+          "\\u004d",
+          "\\x",
+          "\\",
+          "\u0001",
+          "\t",
+          "\u007f",
+          " ",
+          "}",
+          "{",
+          '"',
+        ),
+      ),
       fc.integer({ min: 0, max: 255 }).map((b) => [b]),
     );
     const soup = fc.array(piece, { maxLength: 10 }).map((pieces) => pieces.flat());
-    const layouts = [(s: number[]) => ['{"k":"', s, '"}'], (s: number[]) => ['{"', s, '":1}'], (s: number[]) => ['{"authMethod":"', s, '","b":[1]}'], (s: number[]) => ['{"a":{"', s, '":"x"}}']];
+    const layouts = [
+      (s: number[]) => ['{"k":"', s, '"}'],
+      (s: number[]) => ['{"', s, '":1}'],
+      (s: number[]) => ['{"authMethod":"', s, '","b":[1]}'],
+      (s: number[]) => ['{"a":{"', s, '":"x"}}'],
+    ];
     await fc.assert(
       fc.asyncProperty(soup, fc.nat({ max: layouts.length - 1 }), chunkSizes, methods, async (s, layout, sizes, method) => {
         const input = concat(layouts[layout]!(s).map((part) => (typeof part === "string" ? encoder.encode(part) : new Uint8Array(part))));

@@ -133,7 +133,12 @@ const piece = fc.oneof(
   fc.constantFrom("%2F", "%5C", "%3B", "%3F", "%23", "%00", "%09", "%7F", "%C0%AE", "%80", "%e2%82", "%", "%4", ";", " ", "|"),
   fc.integer({ min: 0, max: 255 }).map((byte) => `%${byte.toString(16).padStart(2, "0")}`),
 );
-const rawPath = fc.array(fc.array(piece, { maxLength: 4 }).map((pieces) => pieces.join("")), { maxLength: 6 }).map((segments) => `/${segments.join("/")}`);
+const rawPath = fc
+  .array(
+    fc.array(piece, { maxLength: 4 }).map((pieces) => pieces.join("")),
+    { maxLength: 6 },
+  )
+  .map((segments) => `/${segments.join("/")}`);
 
 describe("canonicalPath properties", () => {
   it("is idempotent: a canonical path is its own canonical form", () => {
