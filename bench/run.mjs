@@ -199,13 +199,12 @@ async function main() {
   const bareDo = (scriptPath) => start(startWorker({ scriptPath, bindings: { ORIGIN_URL: origin.url }, durableObjects: { COUNTER: 'Counter' } }));
 
   try {
-    const need = (...ids) => wanted(...ids);
     const workers = {
-      b: need('b', 'f') ? await start(startWorker({ scriptPath: join(WORKERS_DIR, 'bare-proxy.js'), bindings: { ORIGIN_URL: origin.url } })) : null,
-      b2: need('b2', 'c', 'e', 'b2-1', 'c-1') ? await bareDo(join(WORKERS_DIR, 'bare-proxy-do.js')) : null,
-      k: need('c', 'e', 'f', 'c-1', 'd') ? await keygate() : null,
-      cold: need('d') ? await keygate({ KEY_CACHE_TTL_SECONDS: '0' }) : null,
-      g: need('g', 'c') ? await start(startWorker({ scriptPath: join(WORKERS_DIR, 'naive.js'), bindings: { ORIGIN_URL: origin.url }, d1: ['DB'] })) : null,
+      b: wanted('b', 'f') ? await start(startWorker({ scriptPath: join(WORKERS_DIR, 'bare-proxy.js'), bindings: { ORIGIN_URL: origin.url } })) : null,
+      b2: wanted('b2', 'c', 'e', 'b2-1', 'c-1') ? await bareDo(join(WORKERS_DIR, 'bare-proxy-do.js')) : null,
+      k: wanted('c', 'e', 'f', 'c-1', 'd') ? await keygate() : null,
+      cold: wanted('d') ? await keygate({ KEY_CACHE_TTL_SECONDS: '0' }) : null,
+      g: wanted('g', 'c') ? await start(startWorker({ scriptPath: join(WORKERS_DIR, 'naive.js'), bindings: { ORIGIN_URL: origin.url }, d1: ['DB'] })) : null,
     };
     if (workers.g) await seedDatabase(await workers.g.mf.getD1Database('DB'), origin.url, keys);
 

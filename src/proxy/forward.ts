@@ -88,15 +88,13 @@ export async function forwardToOrigin(request: Request, options: ForwardOptions)
   // The origin's answer passed on: status, statusText and headers copied once, into headers
   // the gateway may still change. A body the splice rewrites streams as it arrives, so an
   // origin that breaks off midway errors the client's read (its status was already sent).
-  const spliced = product.injectAuthMethod && splicesAuthMethod(request.method, response);
-  if (spliced && Number(response.headers.get("content-length") ?? NaN) <= WHOLE_BODY_MAX_BYTES) {
-    const client = passedOn(await splicedWhole(response, principal.method, product), response);
-    client.headers.delete("content-length"); // the origin's; the runtime states the spliced body's own
-    return client;
-  }
-  const client = passedOn(spliced ? spliceAuthMethod(response.body!, principal.method, INJECT_MAX_BYTES) : response.body, response);
-  // The spliced length is known only at the end.
-  if (spliced) client.headers.delete("content-length");
+  const splice = product.injectAuthMethod ? spliceMode(request.method, response) : "none";
+  if (splice === "none") return passedOn(response.body, response);
+  const body =
+    splice === "whole" ? await splicedWhole(response, principal.method, product) : spliceAuthMethod(response.body!, principal.method, INJECT_MAX_BYTES);
+  const client = passedOn(body, response);
+  // The origin's length is not the spliced body's: the runtime states a whole body's own, a streamed one's is known only at the end.
+  client.headers.delete("content-length");
   return client;
 }
 
@@ -148,16 +146,19 @@ async function fetchHeaders(target: URL, method: string, headers: Headers, body:
 }
 
 /**
- * Whether the body gets "authMethod" spliced in (SPEC): an application/json
- * body (with or without parameters) not declared over INJECT_MAX_BYTES. The
- * splice itself leaves anything but one JSON object within the cap as sent.
- * HEAD, 204 and 304 answers have no body to change.
+ * Whether and how the body gets "authMethod" spliced in (SPEC): an
+ * application/json body (with or without parameters) not declared over
+ * INJECT_MAX_BYTES; read whole when declared within WHOLE_BODY_MAX_BYTES, else
+ * streamed. The splice itself leaves anything but one JSON object within the
+ * cap as sent. HEAD, 204 and 304 answers have no body to change.
  */
-function splicesAuthMethod(method: string, response: Response): boolean {
-  if (!response.body || method === "HEAD" || response.status === 204 || response.status === 304) return false;
+function spliceMode(method: string, response: Response): "none" | "whole" | "stream" {
+  if (!response.body || method === "HEAD" || response.status === 204 || response.status === 304) return "none";
   const headers = response.headers;
-  if (!JSON_TYPE.test(headers.get("content-type") ?? "")) return false;
-  return !(Number(headers.get("content-length") ?? NaN) > INJECT_MAX_BYTES);
+  if (!JSON_TYPE.test(headers.get("content-type") ?? "")) return "none";
+  const declared = Number(headers.get("content-length") ?? NaN);
+  if (declared > INJECT_MAX_BYTES) return "none";
+  return declared <= WHOLE_BODY_MAX_BYTES ? "whole" : "stream";
 }
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;

@@ -3,11 +3,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { verifyApiKey } from "../../../src/auth/api-key";
 import { extractCredential } from "../../../src/auth/credentials";
-import { hashKey, keyPrefix, KEY_FORMAT_NAMES } from "../../../src/auth/key-format";
+import { hashKey, KEY_FORMAT_NAMES } from "../../../src/auth/key-format";
 import { verifyJwt } from "../../../src/auth/jwt";
 import { parseConfig } from "../../../src/config";
 import type { KeyRecord } from "../../../src/db/keys";
 import { ERRORS, errorBody, GatewayError, renderError, type ErrorCode, type ErrorFormat } from "../../../src/errors";
+import { keyRecordFor } from "../../helpers/records";
 
 /**
  * The error renderer for every code in the catalogue, with generated
@@ -78,33 +79,7 @@ describe("errors from judging a presented credential", () => {
 
   /** A key with a row under its prefix but another hash: reaches the hash comparison. */
   async function decoyRow(key: string): Promise<KeyRecord> {
-    const now = new Date().toISOString();
-    const id = crypto.randomUUID();
-    return {
-      id,
-      lineageId: id,
-      prefix: keyPrefix(key),
-      hash: await hashKey(`${key}-other`),
-      format: "ilal",
-      env: "live",
-      name: "decoy",
-      ownerId: null,
-      status: "active",
-      createdAt: now,
-      updatedAt: now,
-      lastUsedAt: null,
-      expiresAt: null,
-      rateLimitPerMinute: null,
-      rateLimitPerDay: null,
-      ipAllowlist: [],
-      products: ["*"],
-      scopes: ["*"],
-      rotatedTo: null,
-      graceUntil: null,
-      version: 1,
-      statusSetBy: null,
-      expiresSetBy: null,
-    };
+    return keyRecordFor(key, "ilal", { hash: await hashKey(`${key}-other`), env: "live", name: "decoy" });
   }
 
   /** What a client sees when it presents `credential` one way or the other. */
