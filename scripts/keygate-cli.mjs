@@ -30,12 +30,16 @@ Usage: npm run keygate -- <command> [options]
   products list [--limit N] [--cursor C] [--all]
   products create --slug SLUG --name NAME --prefix /path --origin URL [--test-origin URL]
               [--strip-prefix] [--auth api_key,jwt] [--error-format detailed|compact]
-              [--per-minute N] [--per-day N]
+              [--per-minute N] [--per-day N] [--cors https://app.example.com,…|*]
   users list [--limit N] [--cursor C] [--all]
   users create --email EMAIL --password PASSWORD [--role user|admin] [--products a,b] [--scopes s1,s2]
   users set-limits USER_ID [--per-minute N|none] [--per-day N|none] [--max-keys N|none]
               Owner-level limits, shared by all of the user's keys and tokens ('none' clears one).
   usage [--key KEY_ID]
+  service-tokens list
+  service-tokens create --name NAME
+              A credential for POST /api/v1/keys/verify (shown once).
+  service-tokens revoke TOKEN_ID
 
 Options: --json prints the gateway's JSON answer instead of a table.
 List commands (keys list, products list, users list) show one page (50 rows unless
@@ -253,7 +257,7 @@ export function plan(positionals, v) {
   const [resource, action, id] = positionals;
   const command = [resource, action].filter(Boolean).join(' ');
   const needId = () => {
-    if (!id) throw new UsageError(`${command} needs a key id`);
+    if (!id) throw new UsageError(`${command} needs ${resource === 'service-tokens' ? 'a service token' : 'a key'} id`);
     return encodeURIComponent(id);
   };
   switch (command) {
@@ -320,6 +324,7 @@ export function plan(positionals, v) {
           errorFormat: v['error-format'],
           rateLimitPerMinute: integer(/** @type {string | undefined} */ (v['per-minute']), '--per-minute'),
           rateLimitPerDay: integer(/** @type {string | undefined} */ (v['per-day']), '--per-day'),
+          corsOrigins: list(/** @type {string | undefined} */ (v.cors)),
         }),
         print: (a) => `Created product ${a.slug} (${a.id}) at ${a.pathPrefix} -> ${a.originUrl}`,
       };
@@ -384,6 +389,28 @@ export function plan(positionals, v) {
             ],
           ),
       };
+    case 'service-tokens list':
+      return {
+        method: 'GET',
+        path: '/api/v1/admin/service-tokens',
+        print: (a) =>
+          table(a.tokens, [
+            ['id', 'ID'],
+            ['name', 'NAME'],
+            ['prefix', 'PREFIX'],
+            ['createdAt', 'CREATED'],
+            ['revokedAt', 'REVOKED'],
+          ]),
+      };
+    case 'service-tokens create':
+      return {
+        method: 'POST',
+        path: '/api/v1/admin/service-tokens',
+        body: { name: required(v, 'name') },
+        print: (a) => `Created service credential ${a.name} (${a.id})\n\nToken (shown once, store it now):\n${a.token}`,
+      };
+    case 'service-tokens revoke':
+      return { method: 'DELETE', path: `/api/v1/admin/service-tokens/${needId()}`, print: (a) => `Revoked service credential ${a.id}` };
     default:
       throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
   }
@@ -409,6 +436,7 @@ const OPTIONS = /** @type {const} */ ({
   'strip-prefix': { type: 'boolean' },
   auth: { type: 'string' },
   'error-format': { type: 'string' },
+  cors: { type: 'string' },
   email: { type: 'string' },
   password: { type: 'string' },
   role: { type: 'string' },

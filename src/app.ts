@@ -10,18 +10,22 @@ import { publicCors } from "./proxy/cors";
 import { handleProductCall } from "./gateway";
 import { adminAuditRoutes } from "./routes/admin-audit";
 import { adminProductsRoutes } from "./routes/admin-products";
+import { adminServiceTokensRoutes } from "./routes/admin-service-tokens";
 import { adminUsersRoutes } from "./routes/admin-users";
 import { authRoutes } from "./routes/auth";
 import { dashboardRoutes } from "./routes/dashboard";
 import { healthRoutes } from "./routes/health";
 import { keysRoutes } from "./routes/keys";
+import { answerOtherMethods } from "./routes/method-not-allowed";
 import { openapiRoutes } from "./routes/openapi";
 import { usageRoutes } from "./routes/usage";
+import { verifyRoutes } from "./routes/verify";
 
 /**
  * keygate: request id → configuration → CORS of the public documents → keygate's own endpoints (they take
- * priority; their bodies capped at MAX_BODY_BYTES) → everything else is a product call: authenticate → rate-limit →
- * forward. Every error, ours or not, leaves through onError as JSON.
+ * priority; their bodies capped at MAX_BODY_BYTES; other methods on their paths are 405) → everything else is a
+ * product call: authenticate → rate-limit → forward. Every error, ours or not, leaves through onError as JSON.
+ * Each own route carries its own OpenAPI description (src/openapi/), so /openapi.json is read off this router.
  */
 export const app = new Hono<AppEnv>();
 
@@ -32,13 +36,19 @@ app.route("/", healthRoutes);
 for (const path of ["/.well-known/jwks.json", "/openapi.json"]) app.use(path, publicCors());
 for (const path of ["/auth/*", "/api/v1/keys", "/api/v1/keys/*", "/api/v1/admin/*"]) app.use(path, ownBodyLimit());
 app.route("/", authRoutes);
+app.route("/", verifyRoutes);
 app.route("/", keysRoutes);
 app.route("/", usageRoutes);
 app.route("/", adminUsersRoutes);
 app.route("/", adminProductsRoutes);
 app.route("/", adminAuditRoutes);
-app.route("/", openapiRoutes);
+app.route("/", adminServiceTokensRoutes);
+app.route(
+  "/",
+  openapiRoutes(() => app.routes),
+);
 app.route("/", dashboardRoutes);
+answerOtherMethods(app);
 
 app.all("*", handleProductCall);
 

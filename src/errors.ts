@@ -105,6 +105,11 @@ export const ERRORS = {
   JWT_ALG_NOT_ALLOWED: { status: 401, message: "The token's algorithm is not allowed", hint: "Sign tokens with an allowed algorithm" },
   JWT_KEY_NOT_FOUND: { status: 401, message: "No key is known for this token", hint: "Check the token's kid and the issuer's JWKS" },
   INVALID_CREDENTIALS: { status: 401, message: "Email or password is incorrect", hint: "Check your email and password" },
+  SERVICE_CREDENTIAL_INVALID: {
+    status: 401,
+    message: "The service credential is invalid",
+    hint: "Use a service credential (kgsvc_…) an admin issued through POST /api/v1/admin/service-tokens",
+  },
   RATE_LIMIT_EXCEEDED: { status: 429, message: "Rate limit exceeded", hint: "Wait until the minute window resets (Retry-After)" },
   DAILY_QUOTA_EXCEEDED: { status: 429, message: "Daily quota exceeded", hint: "Wait until the UTC day resets (Retry-After)" },
   AUTH_THROTTLED: { status: 429, message: "Too many failed authentication attempts", hint: "Wait before trying again (Retry-After)" },

@@ -12,22 +12,18 @@ import type { Context } from "hono";
 import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { authorizeCall, type CallContext } from "./auth/authorize";
-import { credentialRefusal } from "./auth/credential-state";
-import { countingPlace, limiterName, type Principal } from "./auth/principal";
+import type { Principal } from "./auth/principal";
 import type { Config } from "./config";
 import type { Product } from "./db/products";
 import type { Env } from "./env";
-import { GatewayError, isGatewayError } from "./errors";
+import { GatewayError } from "./errors";
+import { countCall, limitCheck, limitOutcome, withHeaders, type LimitHeaders } from "./limits/admission";
 import { assertNotThrottled, recordingAuthFailures } from "./limits/auth-throttle";
-import { checkLimits, type LimitResult } from "./limits/client";
-import { rateLimitHeaders, type LimitCheck } from "./limits/windows";
 import { assertDeclaredLength, readBodyWithin } from "./middleware/body-limit";
 import { canonicalPath } from "./proxy/canonical-path";
 import { applyProductCors, isPreflight, productCorsHeaders, productPreflight } from "./proxy/cors";
 import { forwardToOrigin } from "./proxy/forward";
 import { cachedProducts, loadProducts, matchProduct, relativePath } from "./proxy/route-match";
-
-type LimitHeaders = Record<string, string>;
 
 interface Admission {
   principal: Principal;
@@ -126,20 +122,6 @@ async function admitCall(env: Env, config: Config, request: Request, call: CallC
   return { principal, body, limitHeaders };
 }
 
-/**
- * One object call: where the principal counts (its lineage's object, or its
- * owner's when the owner has owner-level limits). Only when the key row this
- * isolate cached is older than a move of its counting does a second call go
- * to the other object.
- */
-async function countCall(env: Env, config: Config, principal: Principal, check: LimitCheck): Promise<LimitResult> {
-  const place = countingPlace(principal);
-  const result = await checkLimits(env, config, place.name, { ...check, lineageId: place.lineageId });
-  if (result.outcome !== "moved") return result;
-  const other = countingPlace(principal, true);
-  return checkLimits(env, config, other.name, { ...check, lineageId: other.lineageId, redirected: true });
-}
-
 async function routeProduct(db: D1Database, config: Config, path: string, now: number): Promise<Product> {
   let products: Product[];
   try {
@@ -150,61 +132,4 @@ async function routeProduct(db: D1Database, config: Config, path: string, now: n
   const product = matchProduct(products, path);
   if (!product) throw new GatewayError("ROUTE_NOT_FOUND");
   return product;
-}
-
-/** Limits: the key's own, else the product's, else the global default. */
-function limitCheck(principal: Principal, product: Product, config: Config, requestId: string): LimitCheck {
-  const key = principal.method === "api_key" ? principal.key : undefined;
-  return {
-    requestId,
-    // Usage is filed by lineage: a rotation's keys share their stats as they share their quota.
-    credentialId: key ? key.lineageId : limiterName(principal),
-    ...(key ? { keyId: key.id } : {}),
-    limitPerMinute: key?.rateLimitPerMinute ?? product.rateLimitPerMinute ?? config.rateLimitPerMinuteDefault,
-    limitPerDay: key?.rateLimitPerDay ?? product.rateLimitPerDay ?? config.rateLimitPerDayDefault,
-    consume: true,
-    // The user's object voids tokens signed before their access last changed (0 for third parties: never void).
-    ...(principal.method === "jwt" ? { grantVersion: principal.grantVersion } : {}),
-  };
-}
-
-/**
- * The limit headers of an outcome that lets the call go on, or its refusal.
- * The object's credential state wins over a cached key row: that is how a
- * revocation takes effect on the very next request. Such a refusal is a 401
- * for an unauthenticated caller, so it carries no limit headers.
- */
-function limitOutcome(result: LimitResult, principal: Principal): LimitHeaders {
-  switch (result.outcome) {
-    case "unenforced":
-      return { "X-RateLimit-Enforced": "false" };
-    case "inactive":
-    case "revoked":
-    case "expired":
-      throw credentialRefusal(result.outcome, principal.method);
-    case "moved":
-      // countCall asks the other object with `redirected`, which never answers "moved".
-      throw new Error("the limiter answered moved to a redirected call");
-    case "admitted":
-    case "peek":
-      return rateLimitHeaders(result);
-    case "rate_limited":
-      throw new GatewayError("RATE_LIMIT_EXCEEDED", { headers: { ...rateLimitHeaders(result), "Retry-After": String(result.minute.resetSeconds) } });
-    case "daily_quota_exceeded":
-      throw new GatewayError("DAILY_QUOTA_EXCEEDED", { headers: { ...rateLimitHeaders(result), "Retry-After": String(result.day.resetSeconds) } });
-    default:
-      return unreachable(result);
-  }
-}
-
-function unreachable(value: never): never {
-  throw new Error(`unexpected limiter outcome ${JSON.stringify(value)}`);
-}
-
-/** Adds the limit headers to a refusal (its own headers, such as Retry-After, win). */
-function withHeaders(error: unknown, headers: LimitHeaders): unknown {
-  if (isGatewayError(error)) {
-    for (const [name, value] of Object.entries(headers)) if (!Object.hasOwn(error.headers, name)) error.headers[name] = value;
-  }
-  return error;
 }

@@ -1,5 +1,6 @@
 import { app } from "./app";
 
+export { KeygateService } from "./keygate-service";
 export { RateLimiter } from "./limits/rate-limiter";
 
 export default {

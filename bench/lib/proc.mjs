@@ -29,7 +29,7 @@ export function rssMiB(pid) {
   }
 }
 
-/** Samples `pid`'s RSS every `intervalMs` until stopped; returns the peak and the last sample. */
+/** Samples `pid`'s RSS every `intervalMs` until stopped; returns the peak and the last sample. @param {number} pid */
 export function sampleRss(pid, intervalMs = 500) {
   let peak = rssMiB(pid);
   let last = peak;

@@ -6,13 +6,15 @@ import { unstable_splitSqlQuery } from 'wrangler';
 import { newApiKey } from '../../scripts/lib/keys.mjs';
 import { repoRoot } from '../../scripts/lib/paths.mjs';
 
+/** @typedef {import('@cloudflare/workers-types/experimental').D1Database} D1 */
+
 export const PRODUCT_PREFIX = '/api/bench';
 /** High enough that no scenario is ever rate-limited: the bench measures the path, not the refusal. */
 const UNLIMITED = 1_000_000_000;
 /** D1 allows at most 100 bound parameters per statement. */
 const MAX_BOUND_PARAMETERS = 100;
 
-/** Applies migrations/*.sql in order. @param {D1Database} db */
+/** Applies migrations/*.sql in order. @param {D1} db */
 export async function applyMigrations(db) {
   const dir = join(repoRoot, 'migrations');
   for (const file of readdirSync(dir)
@@ -23,7 +25,7 @@ export async function applyMigrations(db) {
   }
 }
 
-/** The product every scenario calls, forwarding to `originUrl`. @param {D1Database} db @param {string} originUrl */
+/** The product every scenario calls, forwarding to `originUrl`. @param {D1} db @param {string} originUrl */
 export async function seedProduct(db, originUrl) {
   const now = new Date().toISOString();
   await db
@@ -54,7 +56,7 @@ const KEY_COLUMNS = ['id', 'prefix', 'hash', 'format', 'env', 'name', 'created_a
 /**
  * Inserts active keys for every product (limits inherited from the product)
  * as batches of multi-row INSERTs.
- * @param {D1Database} db @param {Awaited<ReturnType<typeof makeKeys>>} keys
+ * @param {D1} db @param {Awaited<ReturnType<typeof makeKeys>>} keys
  */
 export async function insertKeys(db, keys) {
   const rowsPerStatement = Math.floor(MAX_BOUND_PARAMETERS / KEY_COLUMNS.length);
@@ -74,7 +76,10 @@ export async function insertKeys(db, keys) {
   if (batch.length > 0) await db.batch(batch);
 }
 
-/** A fresh keygate or naive database: schema, the product, the keys. @param {D1Database} db */
+/**
+ * A fresh keygate or naive database: schema, the product, the keys.
+ * @param {D1} db @param {string} originUrl @param {Awaited<ReturnType<typeof makeKeys>>} keys
+ */
 export async function seedDatabase(db, originUrl, keys) {
   await applyMigrations(db);
   await seedProduct(db, originUrl);

@@ -26,11 +26,11 @@ export const STORAGE_ROOT = process.env.BENCH_STORAGE_DIR ?? (existsSync('/dev/s
 export const RUNTIME_LOG = join(repoRoot, 'bench', '.build', 'workerd.log');
 let runtimeLog;
 const logFile = () => (runtimeLog ??= createWriteStream(RUNTIME_LOG));
-/** console.* from the Workers arrives here, one structured entry per call. */
+/** console.* from the Workers arrives here, one structured entry per call. @param {unknown} entry */
 function logStructured(entry) {
   logFile().write(`${JSON.stringify(entry)}\n`);
 }
-/** workerd's own stderr (runtime errors); its stdout repeats the structured entries. */
+/** workerd's own stderr (runtime errors); its stdout repeats the structured entries. @param {import('node:stream').Readable} stdout @param {import('node:stream').Readable} stderr */
 function logRuntimeOutput(stdout, stderr) {
   stdout.resume();
   stderr.pipe(logFile(), { end: false });

@@ -18,13 +18,13 @@ interface KeyFormat {
 }
 
 const HEX = "0123456789abcdef";
-const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+export const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /**
  * `length` characters drawn uniformly from `alphabet`. Rejection sampling keeps
  * the distribution uniform when 256 is not a multiple of the alphabet size.
  */
-function randomString(alphabet: string, length: number): string {
+export function randomString(alphabet: string, length: number): string {
   const limit = 256 - (256 % alphabet.length);
   let out = "";
   while (out.length < length) {

@@ -7,7 +7,8 @@ import { pageQuery, readPage, type Condition, type Page, type SqlQuery } from ".
  * (a batch is one transaction), so a change is never recorded without having
  * happened, nor made without being recorded.
  */
-export type AuditTargetType = "key" | "product" | "user";
+export const AUDIT_TARGET_TYPES = ["key", "product", "user", "service_token"] as const;
+export type AuditTargetType = (typeof AUDIT_TARGET_TYPES)[number];
 
 export interface AuditEntry {
   id: string;

@@ -106,6 +106,11 @@ function tighter(own: WindowState, owner: WindowState | undefined): WindowState 
   return owner && owner.remaining < own.remaining ? owner : own;
 }
 
+/** The minute and day windows that bind a call: with owner-level limits, the tighter of each pair (what X-RateLimit-* report). */
+export function bindingWindows({ minute, day, owner }: WindowCounts & { owner?: OwnerWindowCounts }): WindowCounts {
+  return { minute: tighter(minute, owner?.minute), day: tighter(day, owner?.day) };
+}
+
 /**
  * The SPEC's X-RateLimit-* headers, plus the pair from
  * draft-ietf-httpapi-ratelimit-headers (-09 to -11): one named policy per
@@ -114,8 +119,7 @@ function tighter(own: WindowState, owner: WindowState | undefined): WindowState 
  * of each pair of windows, and the IETF pair lists every policy.
  */
 export function rateLimitHeaders({ minute: ownMinute, day: ownDay, owner }: WindowCounts & { owner?: OwnerWindowCounts }): Record<string, string> {
-  const minute = tighter(ownMinute, owner?.minute);
-  const day = tighter(ownDay, owner?.day);
+  const { minute, day } = bindingWindows({ minute: ownMinute, day: ownDay, owner });
   const policies: [name: string, window: WindowState, seconds: number][] = [
     ["minute", ownMinute, MINUTE_MS / 1000],
     ["day", ownDay, DAY_MS / 1000],

@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app-env";
 import { GatewayError } from "../errors";
+import { documented } from "../openapi/operation";
 
 /**
  * MAX_BODY_BYTES, enforced before anything reaches the origin. A declared
@@ -80,12 +81,15 @@ function tooLarge(maxBytes: number): GatewayError {
  * same drain. Not Hono's bodyLimit: it stops reading at the cap and leaves the rest unread.
  */
 export const ownBodyLimit = () =>
-  createMiddleware<AppEnv>(async function ownBodyLimit(c, next) {
-    const maxBytes = c.get("config").maxBodyBytes;
-    const request = c.req.raw;
-    assertDeclaredLength(request, maxBytes);
-    const body = await readBodyWithin(request, maxBytes);
-    // A chunked body was read whole: the handlers get a request carrying those bytes.
-    if (body instanceof ArrayBuffer) c.req.raw = new Request(request, { body });
-    await next();
-  });
+  documented(
+    createMiddleware<AppEnv>(async function ownBodyLimit(c, next) {
+      const maxBytes = c.get("config").maxBodyBytes;
+      const request = c.req.raw;
+      assertDeclaredLength(request, maxBytes);
+      const body = await readBodyWithin(request, maxBytes);
+      // A chunked body was read whole: the handlers get a request carrying those bytes.
+      if (body instanceof ArrayBuffer) c.req.raw = new Request(request, { body });
+      await next();
+    }),
+    { errors: ["PAYLOAD_TOO_LARGE"] },
+  );

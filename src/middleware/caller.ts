@@ -12,9 +12,10 @@ import type { Config } from "../config";
 import type { KeyRecord } from "../db/keys";
 import { getUser, type UserRecord } from "../db/users";
 import type { Env } from "../env";
-import { GatewayError } from "../errors";
+import { type ErrorCode, GatewayError } from "../errors";
 import { assertNotThrottled, recordingAuthFailures } from "../limits/auth-throttle";
 import { limiterStub } from "../limits/client";
+import { documented, type OperationDoc } from "../openapi/operation";
 import type { CredentialState } from "../limits/windows";
 
 /**
@@ -110,8 +111,28 @@ export async function resolveCaller(c: Context<AppEnv>): Promise<Caller> {
 
 type Admits = (caller: Caller) => GatewayError | undefined;
 
-function callerMiddleware(admits: Admits) {
-  return createMiddleware<AppEnv>(async function caller(c, next) {
+/** What resolveCaller can refuse, whoever may call: the throttle, every failed credential, storage down. */
+const AUTHENTICATION_REFUSALS: ErrorCode[] = [
+  "AUTH_THROTTLED",
+  "AUTH_MISSING",
+  "AUTH_HEADER_MALFORMED",
+  "API_KEY_FORMAT_INVALID",
+  "API_KEY_PREFIX_NOT_FOUND",
+  "API_KEY_HASH_MISMATCH",
+  "API_KEY_INACTIVE",
+  "API_KEY_EXPIRED",
+  "JWT_MALFORMED",
+  "JWT_EXPIRED",
+  "JWT_NOT_YET_VALID",
+  "JWT_SIGNATURE_INVALID",
+  "JWT_CLAIM_INVALID",
+  "JWT_ALG_NOT_ALLOWED",
+  "JWT_KEY_NOT_FOUND",
+  "AUTH_BACKEND_UNAVAILABLE",
+];
+
+function callerMiddleware(admits: Admits, doc: OperationDoc) {
+  const middleware = createMiddleware<AppEnv>(async function caller(c, next) {
     const caller = await resolveCaller(c);
     const refusal = admits(caller);
     if (refusal) throw refusal;
@@ -119,23 +140,44 @@ function callerMiddleware(admits: Admits) {
     c.header("X-Auth-Method", caller.authMethod);
     await next();
   });
+  return documented(middleware, {
+    errors: AUTHENTICATION_REFUSALS,
+    headers: [
+      { name: "X-Auth-Method", on: "success" },
+      { name: "Retry-After", on: ["AUTH_THROTTLED"] },
+    ],
+    ...doc,
+  });
 }
+
+const USER_JWT = { userJwt: [] };
+const ADMIN_TOKEN = { adminToken: [] };
 
 /** Admins only: ADMIN_TOKEN, or a JWT of a user whose role is admin. */
 export const requireAdmin = () =>
-  callerMiddleware((caller) => (caller.isAdmin ? undefined : new GatewayError("FORBIDDEN", { message: "Only admins may do this" })));
+  callerMiddleware((caller) => (caller.isAdmin ? undefined : new GatewayError("FORBIDDEN", { message: "Only admins may do this" })), {
+    security: [USER_JWT, ADMIN_TOKEN],
+    errors: [...AUTHENTICATION_REFUSALS, "FORBIDDEN"],
+  });
 
 /** Someone who can own keys: a keygate user's JWT, or an admin. */
 export const requireUser = () =>
-  callerMiddleware((caller) => {
-    if (caller.isAdmin || caller.user) return undefined;
-    return new GatewayError("FORBIDDEN", {
-      message: caller.key ? "API keys cannot manage keys; sign in and use a JWT" : "This token does not belong to a keygate user",
-    });
-  });
+  callerMiddleware(
+    (caller) => {
+      if (caller.isAdmin || caller.user) return undefined;
+      return new GatewayError("FORBIDDEN", {
+        message: caller.key ? "API keys cannot manage keys; sign in and use a JWT" : "This token does not belong to a keygate user",
+      });
+    },
+    { security: [USER_JWT, ADMIN_TOKEN], errors: [...AUTHENTICATION_REFUSALS, "FORBIDDEN"] },
+  );
 
-/** Any authenticated caller, API keys included. */
-export const requireAnyCaller = () => callerMiddleware(() => undefined);
+/** Any authenticated caller, API keys included (an API key's IP allowlist applies). */
+export const requireAnyCaller = () =>
+  callerMiddleware(() => undefined, {
+    security: [{ apiKeyHeader: [] }, { apiKeyBearer: [] }, USER_JWT, ADMIN_TOKEN],
+    errors: [...AUTHENTICATION_REFUSALS, "IP_NOT_ALLOWED"],
+  });
 
 /** keygate's own JSON answers carry the caller's `authMethod` at the top level (SPEC 1.4). */
 export function callerJson(c: Context<AppEnv>, body: object, status: ContentfulStatusCode = 200): Response {

@@ -1,6 +1,7 @@
 import { zValidator } from "@hono/zod-validator";
 import type * as z from "../zod";
 import { GatewayError } from "../errors";
+import { documented } from "../openapi/operation";
 
 /** One refused field: its dotted path in the body ("" = the body itself) and why. */
 export interface FieldError {
@@ -34,13 +35,19 @@ export function validationError(fields: FieldError[]): GatewayError {
  * every bad field, through the app's error handler. Unparsable JSON is a 400
  * from Hono that app.ts maps to VALIDATION_FAILED too.
  */
-export const validateJson = <T extends z.ZodMiniType>(schema: T) =>
-  zValidator("json", schema, (result) => {
-    if (!result.success) throw validationError(fieldErrors(result.error.issues));
-  });
+export const validateJson = <T extends z.ZodMiniType>(schema: T, { required = true }: { required?: boolean } = {}) =>
+  documented(
+    zValidator("json", schema, (result) => {
+      if (!result.success) throw validationError(fieldErrors(result.error.issues));
+    }),
+    { body: { schema, required }, errors: ["VALIDATION_FAILED"] },
+  );
 
 /** The query string, likewise (each parameter's value is a string). */
 export const validateQuery = <T extends z.ZodMiniType>(schema: T) =>
-  zValidator("query", schema, (result) => {
-    if (!result.success) throw validationError(fieldErrors(result.error.issues));
-  });
+  documented(
+    zValidator("query", schema, (result) => {
+      if (!result.success) throw validationError(fieldErrors(result.error.issues));
+    }),
+    { query: schema, errors: ["VALIDATION_FAILED"] },
+  );

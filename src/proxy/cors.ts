@@ -18,6 +18,7 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app-env";
 import type { Product } from "../db/products";
+import { documented } from "../openapi/operation";
 import { GatewayError } from "../errors";
 
 /** A product's list holding exactly this admits every origin, answered with `Access-Control-Allow-Origin: *`. */
@@ -186,9 +187,12 @@ function addVary(headers: Headers, names: string): void {
  * credential is involved, so "*" is safe; their preflights are answered here.
  */
 export const publicCors = () =>
-  createMiddleware<AppEnv>(async function publicCors(c, next) {
-    if (isPreflight(c.req.raw)) return preflightResponse(ANY_ORIGIN, c.req.raw, "GET, HEAD");
-    await next();
-    c.res.headers.set("Access-Control-Allow-Origin", ANY_ORIGIN);
-    c.res.headers.set("Access-Control-Expose-Headers", "X-Request-Id");
-  });
+  documented(
+    createMiddleware<AppEnv>(async function publicCors(c, next) {
+      if (isPreflight(c.req.raw)) return preflightResponse(ANY_ORIGIN, c.req.raw, "GET, HEAD");
+      await next();
+      c.res.headers.set("Access-Control-Allow-Origin", ANY_ORIGIN);
+      c.res.headers.set("Access-Control-Expose-Headers", "X-Request-Id");
+    }),
+    { headers: [{ name: "Access-Control-Allow-Origin", on: "all" }] },
+  );

@@ -12,9 +12,10 @@ import type { Env } from "../env";
 import { applyOwnerLimits, revokeUserTokens, voidUserTokensBefore } from "../limits/client";
 import { callerJson, requireAdmin } from "../middleware/caller";
 import { validateJson, validateQuery } from "../middleware/validate";
+import { describe } from "../openapi/operation";
 import { DEFAULT_PAGE_SIZE, encodeCursor } from "./cursor";
 import { propagateKeyChange } from "./keys";
-import { UserCreateSchema, UserListQuerySchema, UserPatchSchema, type UserPatchInput } from "./schemas";
+import { UserCreateSchema, UserDeletedSchema, UserListQuerySchema, UserListSchema, UserPatchSchema, UserResponseSchema, type UserPatchInput } from "./schemas";
 
 /** Users: admin only. Passwords are stored as PBKDF2 hashes and never leave the server, not even hashed. */
 
@@ -101,79 +102,125 @@ async function moveKeyCounting(env: Env, user: UserRecord, lineageIds: string[])
 }
 
 export const adminUsersRoutes = new Hono<AppEnv>()
-  .get("/api/v1/admin/users", requireAdmin(), validateQuery(UserListQuerySchema), async (c) => {
-    const query = c.req.valid("query");
-    const page = await listUserPage(c.env.DB, { after: query.cursor, limit: query.limit ?? DEFAULT_PAGE_SIZE });
-    return callerJson(c, { users: page.rows.map(userView), nextCursor: encodeCursor("users", page.nextAfter) });
-  })
+  .get(
+    "/api/v1/admin/users",
+    describe({
+      operationId: "listUsers",
+      summary: "List users, oldest first, a page at a time",
+      tags: ["admin"],
+      responses: [{ status: 200, description: "A page of users; nextCursor is null on the last", schema: UserListSchema }],
+    }),
+    requireAdmin(),
+    validateQuery(UserListQuerySchema),
+    async (c) => {
+      const query = c.req.valid("query");
+      const page = await listUserPage(c.env.DB, { after: query.cursor, limit: query.limit ?? DEFAULT_PAGE_SIZE });
+      return callerJson(c, { users: page.rows.map(userView), nextCursor: encodeCursor("users", page.nextAfter) });
+    },
+  )
 
-  .post("/api/v1/admin/users", requireAdmin(), validateJson(UserCreateSchema), async (c) => {
-    const body = c.req.valid("json");
-    const now = Date.now();
-    const user: UserRecord = {
-      id: crypto.randomUUID(),
-      email: body.email,
-      passwordHash: await hashPassword(body.password),
-      role: body.role ?? "user",
-      products: body.products ?? ["*"],
-      scopes: body.scopes ?? ["*"],
-      createdAt: nowIso(now),
-      updatedAt: nowIso(now),
-      rateLimitPerMinute: body.rateLimitPerMinute ?? null,
-      rateLimitPerDay: body.rateLimitPerDay ?? null,
-      maxActiveKeys: body.maxActiveKeys ?? null,
-    };
-    await writeUser(c.env.DB, [
-      insertUserStatement(c.env.DB, user),
-      auditStatement(
-        c.env.DB,
-        { actor: c.get("caller").actor, action: "user.create", targetType: "user", targetId: user.id, details: auditedChanges(body) },
-        now,
-      ),
-    ]);
-    // A new user has no keys yet: only their object needs to know the limits.
-    if (hasOwnerLimits(user)) await moveKeyCounting(c.env, user, []);
-    return callerJson(c, userView(user), 201);
-  })
+  .post(
+    "/api/v1/admin/users",
+    describe({
+      operationId: "createUser",
+      summary: "Create a user",
+      tags: ["admin"],
+      responses: [{ status: 201, description: "The user", schema: UserResponseSchema }],
+      errors: ["CONFLICT"],
+    }),
+    requireAdmin(),
+    validateJson(UserCreateSchema),
+    async (c) => {
+      const body = c.req.valid("json");
+      const now = Date.now();
+      const user: UserRecord = {
+        id: crypto.randomUUID(),
+        email: body.email,
+        passwordHash: await hashPassword(body.password),
+        role: body.role ?? "user",
+        products: body.products ?? ["*"],
+        scopes: body.scopes ?? ["*"],
+        createdAt: nowIso(now),
+        updatedAt: nowIso(now),
+        rateLimitPerMinute: body.rateLimitPerMinute ?? null,
+        rateLimitPerDay: body.rateLimitPerDay ?? null,
+        maxActiveKeys: body.maxActiveKeys ?? null,
+      };
+      await writeUser(c.env.DB, [
+        insertUserStatement(c.env.DB, user),
+        auditStatement(
+          c.env.DB,
+          { actor: c.get("caller").actor, action: "user.create", targetType: "user", targetId: user.id, details: auditedChanges(body) },
+          now,
+        ),
+      ]);
+      // A new user has no keys yet: only their object needs to know the limits.
+      if (hasOwnerLimits(user)) await moveKeyCounting(c.env, user, []);
+      return callerJson(c, userView(user), 201);
+    },
+  )
 
-  .get("/api/v1/admin/users/:id", requireAdmin(), async (c) => callerJson(c, userView(await userOr404(c))))
+  .get(
+    "/api/v1/admin/users/:id",
+    describe({
+      operationId: "getUser",
+      summary: "Inspect a user",
+      tags: ["admin"],
+      responses: [{ status: 200, description: "The user", schema: UserResponseSchema }],
+      errors: ["NOT_FOUND"],
+    }),
+    requireAdmin(),
+    async (c) => callerJson(c, userView(await userOr404(c))),
+  )
 
-  .patch("/api/v1/admin/users/:id", requireAdmin(), validateJson(UserPatchSchema), async (c) => {
-    const { password, ...patch } = c.req.valid("json");
-    const user = await userOr404(c);
-    const grantsChange = changesGrants(user, patch);
-    // A new grant version is strictly newer than the old one, even within one millisecond.
-    const now = grantsChange ? Math.max(Date.now(), userGrantVersion(user) + 1) : Date.now();
-    const updated: UserRecord = {
-      ...user,
-      ...patch,
-      passwordHash: password === undefined ? user.passwordHash : await hashPassword(password),
-      updatedAt: nowIso(now),
-    };
-    await writeUser(c.env.DB, [
-      updateUserStatement(c.env.DB, updated),
-      auditStatement(
-        c.env.DB,
-        { actor: c.get("caller").actor, action: "user.update", targetType: "user", targetId: user.id, details: auditedChanges({ ...patch, password }) },
-        now,
-      ),
-    ]);
-    if (patch.rateLimitPerMinute !== undefined || patch.rateLimitPerDay !== undefined) {
-      // Naming the limits again (say, repeating a PATCH that got a 503) completes an earlier move.
-      const lineages = (await listKeys(c.env.DB, user.id)).filter((key) => key.status !== "revoked").map((key) => key.lineageId);
-      await moveKeyCounting(c.env, updated, [...new Set(lineages)]);
-    }
-    if (namesGrants(patch)) {
-      // A change voids the tokens signed before it. Naming the stored grants again
-      // (say, repeating a PATCH that got a 503) re-sends the stored version,
-      // which completes an earlier change that never reached the object.
-      const version = userGrantVersion(grantsChange ? updated : user);
-      await reachUserLimiter(user.id, "The change is saved but has not reached the rate limiter; repeat the request to apply it at once", () =>
-        voidUserTokensBefore(c.env, user.id, version),
-      );
-    }
-    return callerJson(c, userView(updated));
-  })
+  .patch(
+    "/api/v1/admin/users/:id",
+    describe({
+      operationId: "updateUser",
+      summary: "Edit a user",
+      tags: ["admin"],
+      responses: [{ status: 200, description: "The user as written", schema: UserResponseSchema }],
+      errors: ["NOT_FOUND", "CONFLICT"],
+    }),
+    requireAdmin(),
+    validateJson(UserPatchSchema),
+    async (c) => {
+      const { password, ...patch } = c.req.valid("json");
+      const user = await userOr404(c);
+      const grantsChange = changesGrants(user, patch);
+      // A new grant version is strictly newer than the old one, even within one millisecond.
+      const now = grantsChange ? Math.max(Date.now(), userGrantVersion(user) + 1) : Date.now();
+      const updated: UserRecord = {
+        ...user,
+        ...patch,
+        passwordHash: password === undefined ? user.passwordHash : await hashPassword(password),
+        updatedAt: nowIso(now),
+      };
+      await writeUser(c.env.DB, [
+        updateUserStatement(c.env.DB, updated),
+        auditStatement(
+          c.env.DB,
+          { actor: c.get("caller").actor, action: "user.update", targetType: "user", targetId: user.id, details: auditedChanges({ ...patch, password }) },
+          now,
+        ),
+      ]);
+      if (patch.rateLimitPerMinute !== undefined || patch.rateLimitPerDay !== undefined) {
+        // Naming the limits again (say, repeating a PATCH that got a 503) completes an earlier move.
+        const lineages = (await listKeys(c.env.DB, user.id)).filter((key) => key.status !== "revoked").map((key) => key.lineageId);
+        await moveKeyCounting(c.env, updated, [...new Set(lineages)]);
+      }
+      if (namesGrants(patch)) {
+        // A change voids the tokens signed before it. Naming the stored grants again
+        // (say, repeating a PATCH that got a 503) re-sends the stored version,
+        // which completes an earlier change that never reached the object.
+        const version = userGrantVersion(grantsChange ? updated : user);
+        await reachUserLimiter(user.id, "The change is saved but has not reached the rate limiter; repeat the request to apply it at once", () =>
+          voidUserTokensBefore(c.env, user.id, version),
+        );
+      }
+      return callerJson(c, userView(updated));
+    },
+  )
 
   /**
    * Deleting a user revokes their keys (each audited) and detaches them, in
@@ -181,25 +228,36 @@ export const adminUsersRoutes = new Hono<AppEnv>()
    * Their tokens are revoked in their limiter object first: once the row is
    * gone, a repeat of this call is a 404 and could not finish that part.
    */
-  .delete("/api/v1/admin/users/:id", requireAdmin(), async (c) => {
-    const db = c.env.DB;
-    const actor = c.get("caller").actor;
-    const user = await userOr404(c);
-    await reachUserLimiter(user.id, "The user was not deleted: the rate limiter could not be reached to revoke their tokens; repeat the request", () =>
-      revokeUserTokens(c.env, user.id),
-    );
-    const now = Date.now();
-    const live = (await listKeys(db, user.id)).filter((key) => key.status !== "revoked");
-    await db.batch([
-      ...live.flatMap((key) => [
-        revokeKeyStatement(db, key.id, nowIso(now)),
-        auditStatement(db, { actor, action: "key.revoke", targetType: "key", targetId: key.id, details: { reason: "owner deleted" } }, now),
-      ]),
-      detachOwnerStatement(db, user.id),
-      deleteUserStatement(db, user.id),
-      auditStatement(db, { actor, action: "user.delete", targetType: "user", targetId: user.id, details: { email: user.email } }, now),
-    ]);
-    // With the owner they had: while the owner had owner-level limits their keys counted in the owner's object, which must learn it too.
-    for (const key of live) await propagateKeyChange(c.env, { ...key, status: "revoked" });
-    return callerJson(c, { id: user.id, deleted: true, revokedKeys: live.map((key) => key.id) });
-  });
+  .delete(
+    "/api/v1/admin/users/:id",
+    describe({
+      operationId: "deleteUser",
+      summary: "Delete a user, revoking their keys",
+      tags: ["admin"],
+      responses: [{ status: 200, description: "The user is gone; these keys were revoked", schema: UserDeletedSchema }],
+      errors: ["NOT_FOUND"],
+    }),
+    requireAdmin(),
+    async (c) => {
+      const db = c.env.DB;
+      const actor = c.get("caller").actor;
+      const user = await userOr404(c);
+      await reachUserLimiter(user.id, "The user was not deleted: the rate limiter could not be reached to revoke their tokens; repeat the request", () =>
+        revokeUserTokens(c.env, user.id),
+      );
+      const now = Date.now();
+      const live = (await listKeys(db, user.id)).filter((key) => key.status !== "revoked");
+      await db.batch([
+        ...live.flatMap((key) => [
+          revokeKeyStatement(db, key.id, nowIso(now)),
+          auditStatement(db, { actor, action: "key.revoke", targetType: "key", targetId: key.id, details: { reason: "owner deleted" } }, now),
+        ]),
+        detachOwnerStatement(db, user.id),
+        deleteUserStatement(db, user.id),
+        auditStatement(db, { actor, action: "user.delete", targetType: "user", targetId: user.id, details: { email: user.email } }, now),
+      ]);
+      // With the owner they had: while the owner had owner-level limits their keys counted in the owner's object, which must learn it too.
+      for (const key of live) await propagateKeyChange(c.env, { ...key, status: "revoked" });
+      return callerJson(c, { id: user.id, deleted: true, revokedKeys: live.map((key) => key.id) });
+    },
+  );

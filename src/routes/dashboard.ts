@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
 import { GatewayError } from "../errors";
+import { describe } from "../openapi/operation";
 
 /**
  * The web UI: static files from the ASSETS binding, under /dashboard/ only.
@@ -28,15 +29,40 @@ const SECURITY_HEADERS: Record<string, string> = {
   "X-Frame-Options": "DENY",
 };
 
-dashboardRoutes.get(MOUNT, (c) => withSecurityHeaders(c.redirect(`${MOUNT}/`, 301)));
+dashboardRoutes.get(
+  MOUNT,
+  describe({
+    operationId: "redirectToDashboard",
+    summary: "Redirect to the web UI",
+    tags: ["meta"],
+    responses: [{ status: 301, description: "Moved to /dashboard/" }],
+    headers: [{ name: "Location", on: "success" }],
+  }),
+  (c) => withSecurityHeaders(c.redirect(`${MOUNT}/`, 301)),
+);
 
-dashboardRoutes.get(`${MOUNT}/*`, async (c) => {
-  const url = new URL(c.req.url);
-  url.pathname = url.pathname.slice(MOUNT.length);
-  const asset = await c.env.ASSETS.fetch(new Request(url, { method: c.req.method, headers: c.req.raw.headers }));
-  if (asset.status === 404) throw new GatewayError("ROUTE_NOT_FOUND");
-  return withSecurityHeaders(remountAssetResponse(asset));
-});
+dashboardRoutes.get(
+  `${MOUNT}/*`,
+  describe({
+    operationId: "getDashboardFile",
+    summary: "The web UI (static files)",
+    tags: ["meta"],
+    responses: [{ status: 200, description: "A file of the web UI", mediaTypes: ["text/html", "text/javascript", "text/css", "image/svg+xml"] }],
+    errors: ["ROUTE_NOT_FOUND"],
+    // The assets binding's validators and caching.
+    headers: [
+      { name: "ETag", on: "success" },
+      { name: "Cache-Control", on: "success" },
+    ],
+  }),
+  async (c) => {
+    const url = new URL(c.req.url);
+    url.pathname = url.pathname.slice(MOUNT.length);
+    const asset = await c.env.ASSETS.fetch(new Request(url, { method: c.req.method, headers: c.req.raw.headers }));
+    if (asset.status === 404) throw new GatewayError("ROUTE_NOT_FOUND");
+    return withSecurityHeaders(remountAssetResponse(asset));
+  },
+);
 
 /**
  * The assets binding sees paths without the mount, so a redirect of its own

@@ -23,8 +23,23 @@ import { GatewayError } from "../errors";
 import { rehomeLineage, syncKeyState } from "../limits/client";
 import { callerJson, requireUser, type Caller } from "../middleware/caller";
 import { validateJson, validateQuery, validationError } from "../middleware/validate";
+import { describe } from "../openapi/operation";
 import { DEFAULT_PAGE_SIZE, encodeCursor } from "./cursor";
-import { KeyCreateSchema, KeyListQuerySchema, KeyPatchSchema, KeyRotateSchema, type KeyPatchInput } from "./schemas";
+import {
+  KeyCreatedSchema,
+  KeyCreateSchema,
+  KeyListQuerySchema,
+  KeyListSchema,
+  KeyPatchSchema,
+  KeyResponseSchema,
+  KeyRevokedSchema,
+  KeyRotatedSchema,
+  KeyRotateSchema,
+  type KeyPatchInput,
+} from "./schemas";
+
+const IF_MATCH = { name: "If-Match", description: 'The ETag read (e.g. "3"), or *: write only if the key is still at that version' };
+const ETAG = { name: "ETag", on: "success" } as const;
 
 /**
  * The keys API: a user manages their own keys, an admin all of them. The
@@ -177,190 +192,267 @@ async function newKeyMaterial(format: KeyRecord["format"], env: "live" | "test")
 }
 
 export const keysRoutes = new Hono<AppEnv>()
-  .post("/api/v1/keys", requireUser(), validateJson(KeyCreateSchema), async (c) => {
-    const caller = c.get("caller");
-    const body = c.req.valid("json");
-    assertAllowed(caller, body);
-    await assertOwnerExists(c.env.DB, body.ownerId);
-    const format = body.format ?? "ilal";
-    if (body.env !== undefined && !formatHasEnv(format)) {
-      throw validationError([{ path: "env", message: `keys of format ${format} have no environment` }]);
-    }
-    const ownerId = body.ownerId ?? caller.user?.id ?? null;
-    // A key with no owner (ADMIN_TOKEN, no ownerId) has nobody to inherit from, and
-    // defaulting to every product made `keys create --name ci` an all-access key.
-    if (ownerId === null && body.products === undefined) {
-      throw validationError([{ path: "products", message: 'is required for a key with no owner (name them, or ["*"] for all)' }]);
-    }
-    // Unless the body says otherwise, a key gets what its owner may use.
-    const owner = ownerId === null ? undefined : ownerId === caller.user?.id ? caller.user : await getUser(c.env.DB, ownerId);
-    const now = Date.now();
-    const material = await newKeyMaterial(format, body.env ?? "live");
-    const id = crypto.randomUUID();
-    const record: KeyRecord = {
-      id,
-      // A new key starts its own lineage; its rotations continue it.
-      lineageId: id,
-      prefix: material.prefix,
-      hash: material.hash,
-      format,
-      env: material.env,
-      name: body.name,
-      ownerId,
-      status: "active",
-      createdAt: nowIso(now),
-      updatedAt: nowIso(now),
-      lastUsedAt: null,
-      expiresAt: body.expiresAt ?? null,
-      rateLimitPerMinute: body.rateLimitPerMinute ?? null,
-      rateLimitPerDay: body.rateLimitPerDay ?? null,
-      ipAllowlist: body.ipAllowlist ?? [],
-      // [] only if the owner vanished since it was checked: then no products, never all of them.
-      products: body.products ?? owner?.products ?? [],
-      scopes: body.scopes ?? owner?.scopes ?? ["*"],
-      rotatedTo: null,
-      graceUntil: null,
-      version: 1,
-      // Who set them: the creator (an admin's expiry on a user's key binds that user).
-      statusSetBy: caller.actor,
-      expiresSetBy: body.expiresAt === undefined ? null : caller.actor,
-    };
-    const owned = record.ownerId === null ? undefined : { ...record, ownerId: record.ownerId };
-    const [inserted] = await c.env.DB.batch([
-      owned ? insertKeyWithinOwnerCapStatement(c.env.DB, owned) : insertKeyStatement(c.env.DB, record),
-      auditStatement(
-        c.env.DB,
-        { actor: caller.actor, action: "key.create", targetType: "key", targetId: record.id, details: { prefix: record.prefix, ...body } },
-        now,
-      ),
-    ]);
-    if (inserted?.meta.changes === 0) {
-      throw new GatewayError("CONFLICT", {
-        message: `The owner already holds as many active keys as their maxActiveKeys (${owner?.maxActiveKeys ?? "set by an admin"}) allows; revoke one first`,
-        details: { field: "maxActiveKeys" },
+  .post(
+    "/api/v1/keys",
+    describe({
+      operationId: "createKey",
+      summary: "Create a key (the plaintext is in this answer only)",
+      tags: ["keys"],
+      responses: [{ status: 201, description: "The key, with its plaintext `key`", schema: KeyCreatedSchema }],
+      errors: ["CONFLICT"],
+      headers: [ETAG],
+    }),
+    requireUser(),
+    validateJson(KeyCreateSchema),
+    async (c) => {
+      const caller = c.get("caller");
+      const body = c.req.valid("json");
+      assertAllowed(caller, body);
+      await assertOwnerExists(c.env.DB, body.ownerId);
+      const format = body.format ?? "ilal";
+      if (body.env !== undefined && !formatHasEnv(format)) {
+        throw validationError([{ path: "env", message: `keys of format ${format} have no environment` }]);
+      }
+      const ownerId = body.ownerId ?? caller.user?.id ?? null;
+      // A key with no owner (ADMIN_TOKEN, no ownerId) has nobody to inherit from, and
+      // defaulting to every product made `keys create --name ci` an all-access key.
+      if (ownerId === null && body.products === undefined) {
+        throw validationError([{ path: "products", message: 'is required for a key with no owner (name them, or ["*"] for all)' }]);
+      }
+      // Unless the body says otherwise, a key gets what its owner may use.
+      const owner = ownerId === null ? undefined : ownerId === caller.user?.id ? caller.user : await getUser(c.env.DB, ownerId);
+      const now = Date.now();
+      const material = await newKeyMaterial(format, body.env ?? "live");
+      const id = crypto.randomUUID();
+      const record: KeyRecord = {
+        id,
+        // A new key starts its own lineage; its rotations continue it.
+        lineageId: id,
+        prefix: material.prefix,
+        hash: material.hash,
+        format,
+        env: material.env,
+        name: body.name,
+        ownerId,
+        status: "active",
+        createdAt: nowIso(now),
+        updatedAt: nowIso(now),
+        lastUsedAt: null,
+        expiresAt: body.expiresAt ?? null,
+        rateLimitPerMinute: body.rateLimitPerMinute ?? null,
+        rateLimitPerDay: body.rateLimitPerDay ?? null,
+        ipAllowlist: body.ipAllowlist ?? [],
+        // [] only if the owner vanished since it was checked: then no products, never all of them.
+        products: body.products ?? owner?.products ?? [],
+        scopes: body.scopes ?? owner?.scopes ?? ["*"],
+        rotatedTo: null,
+        graceUntil: null,
+        version: 1,
+        // Who set them: the creator (an admin's expiry on a user's key binds that user).
+        statusSetBy: caller.actor,
+        expiresSetBy: body.expiresAt === undefined ? null : caller.actor,
+      };
+      const owned = record.ownerId === null ? undefined : { ...record, ownerId: record.ownerId };
+      const [inserted] = await c.env.DB.batch([
+        owned ? insertKeyWithinOwnerCapStatement(c.env.DB, owned) : insertKeyStatement(c.env.DB, record),
+        auditStatement(
+          c.env.DB,
+          { actor: caller.actor, action: "key.create", targetType: "key", targetId: record.id, details: { prefix: record.prefix, ...body } },
+          now,
+        ),
+      ]);
+      if (inserted?.meta.changes === 0) {
+        throw new GatewayError("CONFLICT", {
+          message: `The owner already holds as many active keys as their maxActiveKeys (${owner?.maxActiveKeys ?? "set by an admin"}) allows; revoke one first`,
+          details: { field: "maxActiveKeys" },
+        });
+      }
+      // This isolate may hold a negative cache entry for the new prefix.
+      invalidateKeyCache(record.prefix);
+      c.header("ETag", etagOf(record));
+      return callerJson(c, { ...keyView(record), key: material.key }, 201);
+    },
+  )
+
+  .get(
+    "/api/v1/keys",
+    describe({
+      operationId: "listKeys",
+      summary: "List keys, newest first, a page at a time (a user's own; all for admins)",
+      tags: ["keys"],
+      responses: [{ status: 200, description: "A page of keys; nextCursor is null on the last", schema: KeyListSchema }],
+    }),
+    requireUser(),
+    validateQuery(KeyListQuerySchema),
+    async (c) => {
+      const caller = c.get("caller");
+      const query = c.req.valid("query");
+      const page = await listKeyPage(c.env.DB, {
+        ownerId: caller.isAdmin ? undefined : caller.user!.id,
+        after: query.cursor,
+        limit: query.limit ?? DEFAULT_PAGE_SIZE,
       });
-    }
-    // This isolate may hold a negative cache entry for the new prefix.
-    invalidateKeyCache(record.prefix);
-    c.header("ETag", etagOf(record));
-    return callerJson(c, { ...keyView(record), key: material.key }, 201);
-  })
+      return callerJson(c, { keys: page.rows.map(keyView), nextCursor: encodeCursor("keys", page.nextAfter) });
+    },
+  )
 
-  .get("/api/v1/keys", requireUser(), validateQuery(KeyListQuerySchema), async (c) => {
-    const caller = c.get("caller");
-    const query = c.req.valid("query");
-    const page = await listKeyPage(c.env.DB, {
-      ownerId: caller.isAdmin ? undefined : caller.user!.id,
-      after: query.cursor,
-      limit: query.limit ?? DEFAULT_PAGE_SIZE,
-    });
-    return callerJson(c, { keys: page.rows.map(keyView), nextCursor: encodeCursor("keys", page.nextAfter) });
-  })
+  .get(
+    "/api/v1/keys/:id",
+    describe({
+      operationId: "getKey",
+      summary: "Inspect a key",
+      tags: ["keys"],
+      responses: [{ status: 200, description: "The key", schema: KeyResponseSchema }],
+      errors: ["NOT_FOUND"],
+      headers: [ETAG],
+    }),
+    requireUser(),
+    async (c) => keyAnswer(c, await visibleKey(c, c.req.param("id"))),
+  )
 
-  .get("/api/v1/keys/:id", requireUser(), async (c) => keyAnswer(c, await visibleKey(c, c.req.param("id"))))
-
-  .patch("/api/v1/keys/:id", requireUser(), validateJson(KeyPatchSchema), async (c) => {
-    const caller = c.get("caller");
-    const patch = presentFields(c.req.valid("json"));
-    const key = await visibleKey(c, c.req.param("id"));
-    const ifMatch = checkIfMatch(c, key);
-    if (key.status === "revoked") throw new GatewayError("CONFLICT", { message: "A revoked key cannot be changed" });
-    assertAllowed(caller, patch);
-    assertAdminDecisionsKept(caller, key, patch);
-    await assertOwnerExists(c.env.DB, patch.ownerId);
-    const now = Date.now();
-    const changes = { ...patch, ...decisionSetters(editorOf(caller), caller.actor, key, patch) };
-    // Only the named columns, only at the version judged above; the audit row only if that write happened.
-    const [result] = await c.env.DB.batch([
-      updateKeyStatement(c.env.DB, key.id, key.version, changes, nowIso(now)),
-      auditStatement(c.env.DB, { actor: caller.actor, action: patchAction(key, patch), targetType: "key", targetId: key.id, details: patch }, now),
-    ]);
-    const written = result && writtenKey(result);
-    if (!written) throw await lostRace(c.env.DB, key.id, ifMatch);
-    await propagateKeyChange(c.env, written);
-    // Naming the owner again (say, repeating a PATCH that got a 503) completes an earlier move.
-    if (patch.ownerId !== undefined) await moveLineageTo(c.env, written);
-    return keyAnswer(c, written);
-  })
+  .patch(
+    "/api/v1/keys/:id",
+    describe({
+      operationId: "updateKey",
+      summary: "Edit, deactivate or reactivate a key (only the fields named; 409 CONFLICT when a concurrent write won)",
+      tags: ["keys"],
+      responses: [{ status: 200, description: "The key as written", schema: KeyResponseSchema }],
+      errors: ["NOT_FOUND", "CONFLICT"],
+      headers: [ETAG, { name: "ETag", on: ["CONFLICT"] }],
+      requestHeaders: [IF_MATCH],
+      otherStatuses: [{ code: "CONFLICT", status: 412, why: "If-Match names no current version, or a write under it lost a race" }],
+    }),
+    requireUser(),
+    validateJson(KeyPatchSchema),
+    async (c) => {
+      const caller = c.get("caller");
+      const patch = presentFields(c.req.valid("json"));
+      const key = await visibleKey(c, c.req.param("id"));
+      const ifMatch = checkIfMatch(c, key);
+      if (key.status === "revoked") throw new GatewayError("CONFLICT", { message: "A revoked key cannot be changed" });
+      assertAllowed(caller, patch);
+      assertAdminDecisionsKept(caller, key, patch);
+      await assertOwnerExists(c.env.DB, patch.ownerId);
+      const now = Date.now();
+      const changes = { ...patch, ...decisionSetters(editorOf(caller), caller.actor, key, patch) };
+      // Only the named columns, only at the version judged above; the audit row only if that write happened.
+      const [result] = await c.env.DB.batch([
+        updateKeyStatement(c.env.DB, key.id, key.version, changes, nowIso(now)),
+        auditStatement(c.env.DB, { actor: caller.actor, action: patchAction(key, patch), targetType: "key", targetId: key.id, details: patch }, now),
+      ]);
+      const written = result && writtenKey(result);
+      if (!written) throw await lostRace(c.env.DB, key.id, ifMatch);
+      await propagateKeyChange(c.env, written);
+      // Naming the owner again (say, repeating a PATCH that got a 503) completes an earlier move.
+      if (patch.ownerId !== undefined) await moveLineageTo(c.env, written);
+      return keyAnswer(c, written);
+    },
+  )
 
   // Idempotent: revoking a revoked key answers the same and writes nothing
   // new, but tells the key's object again (repairing a failed earlier attempt).
   // Without If-Match a revocation wins over any concurrent edit.
-  .delete("/api/v1/keys/:id", requireUser(), async (c) => {
-    const caller = c.get("caller");
-    const key = await visibleKey(c, c.req.param("id"));
-    const ifMatch = checkIfMatch(c, key);
-    const now = Date.now();
-    const [result] = await c.env.DB.batch([
-      revokeKeyStatement(c.env.DB, key.id, nowIso(now), { actor: caller.actor, expectedVersion: ifMatch ? key.version : undefined }),
-      auditStatement(c.env.DB, { actor: caller.actor, action: "key.revoke", targetType: "key", targetId: key.id }, now),
-    ]);
-    const revoked = (result && writtenKey(result)) ?? (await getKey(c.env.DB, key.id));
-    // Not revoked by us nor by anyone: an If-Match revocation that lost a race.
-    if (revoked?.status !== "revoked") throw await lostRace(c.env.DB, key.id, ifMatch);
-    await propagateKeyChange(c.env, revoked);
-    c.header("ETag", etagOf(revoked));
-    return callerJson(c, { id: key.id, status: "revoked" });
-  })
+  .delete(
+    "/api/v1/keys/:id",
+    describe({
+      operationId: "revokeKey",
+      summary: "Revoke a key (final; idempotent)",
+      tags: ["keys"],
+      responses: [{ status: 200, description: "The key is revoked", schema: KeyRevokedSchema }],
+      errors: ["NOT_FOUND"],
+      headers: [ETAG, { name: "ETag", on: ["CONFLICT"] }],
+      requestHeaders: [IF_MATCH],
+      otherStatuses: [{ code: "CONFLICT", status: 412, why: "If-Match names no current version, or a write under it lost a race" }],
+    }),
+    requireUser(),
+    async (c) => {
+      const caller = c.get("caller");
+      const key = await visibleKey(c, c.req.param("id"));
+      const ifMatch = checkIfMatch(c, key);
+      const now = Date.now();
+      const [result] = await c.env.DB.batch([
+        revokeKeyStatement(c.env.DB, key.id, nowIso(now), { actor: caller.actor, expectedVersion: ifMatch ? key.version : undefined }),
+        auditStatement(c.env.DB, { actor: caller.actor, action: "key.revoke", targetType: "key", targetId: key.id }, now),
+      ]);
+      const revoked = (result && writtenKey(result)) ?? (await getKey(c.env.DB, key.id));
+      // Not revoked by us nor by anyone: an If-Match revocation that lost a race.
+      if (revoked?.status !== "revoked") throw await lostRace(c.env.DB, key.id, ifMatch);
+      await propagateKeyChange(c.env, revoked);
+      c.header("ETag", etagOf(revoked));
+      return callerJson(c, { id: key.id, status: "revoked" });
+    },
+  )
 
-  .post("/api/v1/keys/:id/rotate", requireUser(), validateJson(KeyRotateSchema), async (c) => {
-    const caller = c.get("caller");
-    const { gracePeriodSeconds = 0 } = c.req.valid("json");
-    const key = await visibleKey(c, c.req.param("id"));
-    if (key.status !== "active") throw new GatewayError("CONFLICT", { message: `Only an active key can be rotated; this one is ${key.status}` });
-    if (key.rotatedTo !== null) throw new GatewayError("CONFLICT", { message: `This key was already rotated to ${key.rotatedTo}` });
+  .post(
+    "/api/v1/keys/:id/rotate",
+    describe({
+      operationId: "rotateKey",
+      summary: "Replace a key; the old one works until graceUntil",
+      tags: ["keys"],
+      responses: [{ status: 201, description: "The replacement, with its plaintext `key`", schema: KeyRotatedSchema }],
+      errors: ["NOT_FOUND", "CONFLICT"],
+    }),
+    requireUser(),
+    validateJson(KeyRotateSchema, { required: false }),
+    async (c) => {
+      const caller = c.get("caller");
+      const { gracePeriodSeconds = 0 } = c.req.valid("json");
+      const key = await visibleKey(c, c.req.param("id"));
+      if (key.status !== "active") throw new GatewayError("CONFLICT", { message: `Only an active key can be rotated; this one is ${key.status}` });
+      if (key.rotatedTo !== null) throw new GatewayError("CONFLICT", { message: `This key was already rotated to ${key.rotatedTo}` });
 
-    const now = Date.now();
-    const graceUntil = nowIso(now + gracePeriodSeconds * 1000);
-    const material = await newKeyMaterial(key.format, key.env ?? "live");
-    // The replacement keeps the old key's name, owner and policy, and its lineage: one quota, not two.
-    const replacement: KeyRecord = {
-      ...key,
-      id: crypto.randomUUID(),
-      prefix: material.prefix,
-      hash: material.hash,
-      createdAt: nowIso(now),
-      updatedAt: nowIso(now),
-      lastUsedAt: null,
-      rotatedTo: null,
-      graceUntil: null,
-      // A new row; who set its status and expiry (statusSetBy, expiresSetBy) is copied with them.
-      version: 1,
-    };
-    // The mark is conditioned on the version read, so this is the row as written.
-    const rotated: KeyRecord = { ...key, rotatedTo: replacement.id, graceUntil, updatedAt: nowIso(now), version: key.version + 1 };
-    // Each audit row is guarded by the statement before it: no rotation, no record.
-    const [, marked] = await c.env.DB.batch([
-      insertKeyStatement(c.env.DB, replacement),
-      markRotatedStatement(c.env.DB, key.id, replacement.id, graceUntil, rotated.updatedAt, key.version),
-      auditStatement(
-        c.env.DB,
-        {
-          actor: caller.actor,
-          action: "key.rotate",
-          targetType: "key",
-          targetId: key.id,
-          details: { rotatedTo: replacement.id, gracePeriodSeconds, graceUntil },
-        },
-        now,
-      ),
-      auditStatement(
-        c.env.DB,
-        {
-          actor: caller.actor,
-          action: "key.create",
-          targetType: "key",
-          targetId: replacement.id,
-          details: { prefix: replacement.prefix, rotatedFrom: key.id },
-        },
-        now,
-      ),
-      // The replacement must exist before the mark (rotated_to references it); if the mark missed, it goes again.
-      dropUnclaimedReplacementStatement(c.env.DB, key.id, replacement.id),
-    ]);
-    // Rotated or revoked by someone else since we read it: nothing of this attempt remains.
-    if (marked?.meta.changes === 0) throw new GatewayError("CONFLICT", { message: "The key changed meanwhile; read it and try again" });
-    invalidateKeyCache(replacement.prefix);
-    await propagateKeyChange(c.env, rotated);
-    return callerJson(c, { ...keyView(replacement), key: material.key, rotatedFrom: key.id, graceUntil }, 201);
-  });
+      const now = Date.now();
+      const graceUntil = nowIso(now + gracePeriodSeconds * 1000);
+      const material = await newKeyMaterial(key.format, key.env ?? "live");
+      // The replacement keeps the old key's name, owner and policy, and its lineage: one quota, not two.
+      const replacement: KeyRecord = {
+        ...key,
+        id: crypto.randomUUID(),
+        prefix: material.prefix,
+        hash: material.hash,
+        createdAt: nowIso(now),
+        updatedAt: nowIso(now),
+        lastUsedAt: null,
+        rotatedTo: null,
+        graceUntil: null,
+        // A new row; who set its status and expiry (statusSetBy, expiresSetBy) is copied with them.
+        version: 1,
+      };
+      // The mark is conditioned on the version read, so this is the row as written.
+      const rotated: KeyRecord = { ...key, rotatedTo: replacement.id, graceUntil, updatedAt: nowIso(now), version: key.version + 1 };
+      // Each audit row is guarded by the statement before it: no rotation, no record.
+      const [, marked] = await c.env.DB.batch([
+        insertKeyStatement(c.env.DB, replacement),
+        markRotatedStatement(c.env.DB, key.id, replacement.id, graceUntil, rotated.updatedAt, key.version),
+        auditStatement(
+          c.env.DB,
+          {
+            actor: caller.actor,
+            action: "key.rotate",
+            targetType: "key",
+            targetId: key.id,
+            details: { rotatedTo: replacement.id, gracePeriodSeconds, graceUntil },
+          },
+          now,
+        ),
+        auditStatement(
+          c.env.DB,
+          {
+            actor: caller.actor,
+            action: "key.create",
+            targetType: "key",
+            targetId: replacement.id,
+            details: { prefix: replacement.prefix, rotatedFrom: key.id },
+          },
+          now,
+        ),
+        // The replacement must exist before the mark (rotated_to references it); if the mark missed, it goes again.
+        dropUnclaimedReplacementStatement(c.env.DB, key.id, replacement.id),
+      ]);
+      // Rotated or revoked by someone else since we read it: nothing of this attempt remains.
+      if (marked?.meta.changes === 0) throw new GatewayError("CONFLICT", { message: "The key changed meanwhile; read it and try again" });
+      invalidateKeyCache(replacement.prefix);
+      await propagateKeyChange(c.env, rotated);
+      return callerJson(c, { ...keyView(replacement), key: material.key, rotatedFrom: key.id, graceUntil }, 201);
+    },
+  );

@@ -1,9 +1,9 @@
 import * as z from "../zod";
-import { isValidIpRange } from "../auth/ip-allowlist";
+import { isValidIpRange, parseIp } from "../auth/ip-allowlist";
 import { ANY_ORIGIN, corsOriginProblem } from "../proxy/cors";
 import { KEY_FORMAT_NAMES } from "../auth/key-format";
 import { globProblem, MAX_RULE_PATH_LENGTH } from "../auth/scopes";
-import type { AuditPosition } from "../db/audit";
+import { AUDIT_TARGET_TYPES, type AuditPosition } from "../db/audit";
 import type { KeyPosition } from "../db/keys";
 import type { ProductPosition } from "../db/products";
 import type { UserPosition } from "../db/users";
@@ -204,8 +204,11 @@ export const UserPatchSchema = z
   .check(changesSomething);
 export type UserPatchInput = z.infer<typeof UserPatchSchema>;
 
+/** A whole number in the query string: text on the wire, documented as the integer a client sends (`?limit=5`). */
 const queryInt = (min: number, max: number) =>
-  z.pipe(z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)), z.number().check(z.gte(min), z.lte(max)));
+  z
+    .pipe(z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)), z.number().check(z.gte(min), z.lte(max)))
+    .check(z.meta({ type: "integer", minimum: min, maximum: max }));
 
 // ---- List pages: ?limit= (default DEFAULT_PAGE_SIZE) and ?cursor= (a nextCursor) ----
 
@@ -229,7 +232,7 @@ export const ProductListQuerySchema = z.strictObject({
 export const AuditQuerySchema = z.strictObject({
   limit: z.optional(pageLimit),
   cursor: z.optional(cursorParam<AuditPosition>("audit", ["string", "integer"])),
-  targetType: z.optional(z.enum(["key", "product", "user"])),
+  targetType: z.optional(z.enum(AUDIT_TARGET_TYPES)),
   targetId: z.optional(z.string().check(z.minLength(1), z.maxLength(200))),
 });
 
@@ -340,7 +343,7 @@ export const AuditEntrySchema = z.object({
   at: isoTime,
   actor: described('"admin_token" or "user:<id>"'),
   action: described("e.g. key.create, key.revoke, product.update"),
-  targetType: z.enum(["key", "product", "user"]),
+  targetType: z.enum(AUDIT_TARGET_TYPES),
   targetId: z.string(),
   details: z.nullable(z.record(z.string(), z.unknown())),
 });
@@ -359,3 +362,61 @@ export const UsageStatsSchema = z.object({
     }),
   ),
 });
+
+// ---- Service credentials and the verify API ----
+
+export const ServiceTokenCreateSchema = z.strictObject({ name });
+
+export const ServiceTokenViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  prefix: described("The token's public part: how lists and logs name it"),
+  createdAt: isoTime,
+  createdBy: described('The admin who issued it: "admin_token" or "user:<id>"'),
+  revokedAt: z.nullable(isoTime),
+});
+export const ServiceTokenCreatedSchema = z.extend(ServiceTokenViewSchema, {
+  authMethod,
+  token: described("The service credential (kgsvc_…), for Authorization: Bearer on POST /api/v1/keys/verify: shown here once, never again"),
+});
+export const ServiceTokenListSchema = z.object({ authMethod, tokens: z.array(ServiceTokenViewSchema) });
+export const ServiceTokenRevokedSchema = z.object({ authMethod, id: z.string(), revoked: z.literal(true) });
+
+export const VerifyRequestSchema = z.strictObject({
+  key: z.string().check(z.minLength(1), z.maxLength(512), z.describe("The API key to check, as the client sent it")),
+  product: z.optional(slug.check(z.describe("Check access to this product and count the call against its limits"))),
+  scopes: z.optional(scopeList.check(z.describe("Scopes the call needs: each must be granted to the key"))),
+  consume: z.optional(z.boolean().check(z.describe("Count the call (default true); false only reports the limits"))),
+  ip: z.optional(
+    z.string().check(
+      z.refine((value) => parseIp(value) !== undefined, "must be an IPv4 or IPv6 address"),
+      z.describe("The client's address, checked against the key's IP allowlist"),
+    ),
+  ),
+});
+export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
+
+const verifyWindow = z.object({ limit: z.number(), remaining: z.number(), resetSeconds: z.number() });
+export const VerifyAnswerSchema = z.object({
+  valid: z.boolean(),
+  code: z.nullable(described("Why the key was refused: the code a product call would get (API_KEY_*, IP_NOT_ALLOWED, RATE_LIMIT_EXCEEDED…); null when valid")),
+  message: z.nullable(z.string()),
+  keyId: z.nullable(described("The key, once authenticated (null when the key itself was refused: format, prefix, hash, status, expiry)")),
+  ownerId: z.nullable(z.string()),
+  name: z.nullable(z.string()),
+  env: z.nullable(z.enum(["live", "test"])),
+  products: z.array(z.string()),
+  scopes: z.array(z.string()),
+  expiresAt: z.nullable(isoTime),
+  requiredScope: z.nullable(described("API_KEY_SCOPE_MISSING: the scope the key lacks")),
+  retryAfter: z.nullable(z.number().check(z.describe("RATE_LIMIT_EXCEEDED / DAILY_QUOTA_EXCEEDED: seconds until the window resets"))),
+  limits: z.nullable(
+    z.object({
+      enforced: z.boolean().check(z.describe("false when the limiter was unreachable and RATE_LIMIT_FAILURE_MODE is open")),
+      minute: z.nullable(verifyWindow),
+      day: z.nullable(verifyWindow),
+    }),
+  ),
+});
+export type VerifyAnswer = z.infer<typeof VerifyAnswerSchema>;
+export const VerifyResponseSchema = z.extend(VerifyAnswerSchema, { authMethod: z.literal("service_token") });

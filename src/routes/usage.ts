@@ -9,8 +9,9 @@ import { readKeyUsage } from "../limits/client";
 import { DAY_MS, windowCounts, windowStarts } from "../limits/windows";
 import { callerJson, requireAnyCaller, type Caller } from "../middleware/caller";
 import { validateQuery } from "../middleware/validate";
+import { describe } from "../openapi/operation";
 import { loadProducts } from "../proxy/route-match";
-import { UsageQuerySchema } from "./schemas";
+import { UsageQuerySchema, UsageStatsSchema } from "./schemas";
 
 /**
  * GET /api/v1/usage/stats: per key, this minute and today live from the
@@ -72,44 +73,56 @@ async function liveCounts(env: AppEnv["Bindings"], key: KeyRecord) {
   }
 }
 
-export const usageRoutes = new Hono<AppEnv>().get("/api/v1/usage/stats", requireAnyCaller(), validateQuery(UsageQuerySchema), async (c) => {
-  const caller = c.get("caller");
-  const config = c.get("config");
-  const { keyId } = c.req.valid("query");
-  const now = Date.now();
+export const usageRoutes = new Hono<AppEnv>().get(
+  "/api/v1/usage/stats",
+  describe({
+    operationId: "getUsageStats",
+    summary: "Usage per key: this minute, today, last 30 days",
+    tags: ["usage"],
+    responses: [{ status: 200, description: "Usage of the caller's keys (one key for an API key; the newest 100 for admins)", schema: UsageStatsSchema }],
+    errors: ["NOT_FOUND"],
+  }),
+  requireAnyCaller(),
+  validateQuery(UsageQuerySchema),
+  async (c) => {
+    const caller = c.get("caller");
+    const config = c.get("config");
+    const { keyId } = c.req.valid("query");
+    const now = Date.now();
 
-  let keys = await keysOf(caller, c.env.DB);
-  if (keyId !== undefined) {
-    // Admins may look at any key; others only at their own. Unknown and foreign look the same.
-    const key = caller.isAdmin ? await getKey(c.env.DB, keyId) : keys.find((k) => k.id === keyId);
-    if (!key) throw new GatewayError("NOT_FOUND", { message: "No such key" });
-    keys = [key];
-  }
+    let keys = await keysOf(caller, c.env.DB);
+    if (keyId !== undefined) {
+      // Admins may look at any key; others only at their own. Unknown and foreign look the same.
+      const key = caller.isAdmin ? await getKey(c.env.DB, keyId) : keys.find((k) => k.id === keyId);
+      if (!key) throw new GatewayError("NOT_FOUND", { message: "No such key" });
+      keys = [key];
+    }
 
-  const days = lastDays(now, USAGE_DAYS);
-  const [products, history, live] = await Promise.all([
-    loadProducts(c.env.DB, config.productCacheTtlSeconds, now),
-    dailyUsage(c.env.DB, [...new Set(keys.map((key) => key.lineageId))], days[0]!),
-    Promise.all(keys.map((key) => liveCounts(c.env, key))),
-  ]);
-  const counted = new Map(history.map((row) => [`${row.keyId} ${row.day}`, row.count]));
-  const today = days.at(-1);
+    const days = lastDays(now, USAGE_DAYS);
+    const [products, history, live] = await Promise.all([
+      loadProducts(c.env.DB, config.productCacheTtlSeconds, now),
+      dailyUsage(c.env.DB, [...new Set(keys.map((key) => key.lineageId))], days[0]!),
+      Promise.all(keys.map((key) => liveCounts(c.env, key))),
+    ]);
+    const counted = new Map(history.map((row) => [`${row.keyId} ${row.day}`, row.count]));
+    const today = days.at(-1);
 
-  return callerJson(c, {
-    keys: keys.map((key, i) => {
-      const { minuteUsed, dayUsed } = live[i]!;
-      const { minute, day } = windowCounts(now, displayedLimits(key, products, config), minuteUsed, dayUsed);
-      return {
-        id: key.id,
-        prefix: key.prefix,
-        minute,
-        day: { limit: day.limit, used: day.used, remaining: day.remaining },
-        // D1 trails the live count by up to a flush delay: today shows the larger.
-        last30Days: days.map((date) => {
-          const stored = counted.get(`${key.lineageId} ${date}`) ?? 0;
-          return { date, count: date === today ? Math.max(stored, dayUsed) : stored };
-        }),
-      };
-    }),
-  });
-});
+    return callerJson(c, {
+      keys: keys.map((key, i) => {
+        const { minuteUsed, dayUsed } = live[i]!;
+        const { minute, day } = windowCounts(now, displayedLimits(key, products, config), minuteUsed, dayUsed);
+        return {
+          id: key.id,
+          prefix: key.prefix,
+          minute,
+          day: { limit: day.limit, used: day.used, remaining: day.remaining },
+          // D1 trails the live count by up to a flush delay: today shows the larger.
+          last30Days: days.map((date) => {
+            const stored = counted.get(`${key.lineageId} ${date}`) ?? 0;
+            return { date, count: date === today ? Math.max(stored, dayUsed) : stored };
+          }),
+        };
+      }),
+    });
+  },
+);

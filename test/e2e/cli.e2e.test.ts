@@ -227,6 +227,53 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     REQUEST_TIMEOUT_MS * 3,
   );
 
+  it('service-tokens create prints a credential once that verifies keys; list shows it without the token; revoke ends it', async () => {
+    const created = await cli(['service-tokens', 'create', '--name', `${slug}-svc`]);
+    expect(created.code, created.stderr).toBe(0);
+    const token = created.stdout.trim().split('\n').at(-1)!;
+    expect(token).toMatch(/^kgsvc_/);
+    const madeKey = await cli(['keys', 'create', '--name', `${slug}-verified`, '--products', '*']);
+    expect(madeKey.code, madeKey.stderr).toBe(0);
+    const verify = () =>
+      gateway().fetch('/api/v1/keys/verify', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ key: printedKey(madeKey.stdout) }),
+      });
+    const verified = await verify();
+    expect(verified.status).toBe(200);
+    expect(await readJson<Record<string, unknown>>(verified)).toMatchObject({ valid: true, authMethod: 'service_token' });
+
+    const listed = await cli(['service-tokens', 'list']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(`${slug}-svc`);
+    expect(listed.stdout).not.toContain(token);
+    const id = /\(([0-9a-f-]{36})\)/.exec(created.stdout)![1]!;
+    const revoked = await cli(['service-tokens', 'revoke', id]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect((await verify()).status).toBe(401);
+  });
+
+  it('products create --cors sets the browser origins a product admits', async () => {
+    const made = await cli([
+      'products',
+      'create',
+      '--slug',
+      `${slug}-cors`,
+      '--name',
+      'CORS',
+      '--prefix',
+      `${prefix}-cors`,
+      '--origin',
+      gateway().origin.url,
+      '--cors',
+      'https://app.example.com',
+      '--json',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(JSON.parse(made.stdout).corsOrigins).toEqual(['https://app.example.com']);
+  });
+
   it("a refusal prints the gateway's message and code and exits 1", async () => {
     const duplicate = await cli(['products', 'create', '--slug', slug, '--name', 'again', '--prefix', `${prefix}-2`, '--origin', gateway().origin.url]);
     expect(duplicate.code).toBe(1);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import type { UserRecord } from "../../src/db/users";
-import { call, json } from "./harness";
+import { json, send, type SendOptions } from "./harness";
 import { signToken } from "./jwt";
 
 /**
@@ -20,13 +20,21 @@ export interface ApiAnswer {
   body: Record<string, any>;
 }
 
-export async function api(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<ApiAnswer> {
-  const init: RequestInit = { method, headers: { ...headers } };
-  if (body !== undefined) {
-    init.headers = { ...headers, "Content-Type": "application/json" };
-    init.body = typeof body === "string" ? body : JSON.stringify(body);
-  }
-  const response = await call(path, init);
+/**
+ * A management-API call through send(): `headers` as given (a fresh CF-Connecting-IP unless they
+ * name one), a body as JSON (a string as it is, for malformed JSON) with Content-Type
+ * application/json; `options` for the rest (env overrides, `ip: null`).
+ */
+export async function api(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: unknown,
+  options: Omit<SendOptions, "method" | "headers" | "body"> = {},
+): Promise<ApiAnswer> {
+  const withBody =
+    body === undefined ? {} : { headers: { ...headers, "Content-Type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) };
+  const response = await send(path, { ...options, method, headers, ...withBody });
   return { status: response.status, headers: response.headers, body: await json(response) };
 }
 

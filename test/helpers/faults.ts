@@ -1,24 +1,12 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
-import { app } from "../../src/app";
-import { GATEWAY } from "./harness";
 import type { OriginHandler } from "./origin";
 
 /**
  * Stand-ins for failing platform parts, passed to the app in place of the
- * real bindings (app.fetch(request, { ...env, DB: brokenD1() }, ctx)), and
+ * real bindings (send(path, { env: { DB: brokenD1().db } }), harness.ts), and
  * origins that fail in the ways real ones do. Module state (the key and
  * product caches) is shared with the real app, so a test can warm a cache
  * with the real bindings and then take storage away.
  */
-
-/** The app with some bindings or vars replaced, as one request in a fresh execution context. */
-export async function callWith(overrides: Record<string, unknown>, path: string, init: RequestInit = {}): Promise<Response> {
-  const ctx = createExecutionContext();
-  const response = await app.fetch(new Request(`${GATEWAY}${path}`, init), { ...env, ...overrides }, ctx);
-  await waitOnExecutionContext(ctx);
-  return response;
-}
 
 /** Rejects when `promise` has not settled within `ms`: a hang becomes a failure with a name. */
 export async function within<T>(ms: number, label: string, promise: Promise<T>): Promise<T> {

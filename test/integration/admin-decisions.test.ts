@@ -1,11 +1,12 @@
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { limiterNames } from "../../src/limits/names";
 import { KeyResponseSchema } from "../../src/routes/schemas";
 import { adminToken, api, auditRows, userToken } from "../helpers/api";
-import { call, createProduct, json } from "../helpers/harness";
+import { expectForwarded, expectRefusal } from "../helpers/expect";
+import { createProduct, send } from "../helpers/harness";
 import { storedKeyState } from "../helpers/limiter";
-import { stubOrigin } from "../helpers/origin";
+import { useOrigin } from "../helpers/origin";
 import { createUser } from "../helpers/users";
 
 /**
@@ -16,11 +17,7 @@ import { createUser } from "../helpers/users";
  * they deactivated themselves. The key shows who set its status and expiry.
  */
 
-let origin: ReturnType<typeof stubOrigin> | undefined;
-afterEach(() => {
-  origin?.restore();
-  origin = undefined;
-});
+useOrigin();
 
 const inDays = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
 
@@ -57,28 +54,22 @@ async function expectRefusedAndUnchanged(headers: Record<string, string>, id: st
   expect(await snapshot(id), "row, object state and audit log unchanged").toEqual(before);
 }
 
-async function useKey(pathPrefix: string, key: string) {
-  origin ??= stubOrigin();
-  const response = await call(`${pathPrefix}/pools`, { headers: { "X-API-Key": key } });
-  return { status: response.status, code: (await json(response)).code };
-}
-
 describe("an admin's deactivation binds the key's owner", () => {
   it("the review's reproduction: the owner can no longer lift an admin's deactivation and expiry, and the key stays refused", async () => {
     const product = await createProduct();
     const { id, key, asOwner, user } = await ownersKey();
-    expect(await useKey(product.pathPrefix, key)).toEqual({ status: 200, code: undefined });
+    await expectForwarded(await send(`${product.pathPrefix}/pools`, { key }), { keyId: id }, { since: "sent" });
 
     const expiresAt = inDays(1);
     const deactivated = await patchAs(adminToken(), id, { status: "inactive", expiresAt });
     expect(deactivated).toMatchObject({ status: "inactive", expiresAt, statusSetBy: "admin_token", expiresSetBy: "admin_token" });
-    expect(await useKey(product.pathPrefix, key)).toEqual({ status: 401, code: "API_KEY_INACTIVE" });
+    await expectRefusal(await send(`${product.pathPrefix}/pools`, { key }), 401, "API_KEY_INACTIVE", { presented: key, since: "sent" });
 
     await expectRefusedAndUnchanged(asOwner, id, { status: "active", expiresAt: null }, "status");
     await expectRefusedAndUnchanged(asOwner, id, { status: "active" }, "status");
     await expectRefusedAndUnchanged(asOwner, id, { expiresAt: null }, "expiresAt");
 
-    expect(await useKey(product.pathPrefix, key)).toEqual({ status: 401, code: "API_KEY_INACTIVE" });
+    await expectRefusal(await send(`${product.pathPrefix}/pools`, { key }), 401, "API_KEY_INACTIVE", { presented: key, since: "sent" });
     expect((await auditRows(id)).map((row) => [row.actor, row.action])).toEqual([
       [`user:${user.id}`, "key.create"],
       ["admin_token", "key.deactivate"],
@@ -103,9 +94,9 @@ describe("an admin's deactivation binds the key's owner", () => {
     const product = await createProduct();
     const { id, key, asOwner, user } = await ownersKey();
     expect(await patchAs(asOwner, id, { status: "inactive" })).toMatchObject({ status: "inactive", statusSetBy: `user:${user.id}` });
-    expect(await useKey(product.pathPrefix, key)).toEqual({ status: 401, code: "API_KEY_INACTIVE" });
+    await expectRefusal(await send(`${product.pathPrefix}/pools`, { key }), 401, "API_KEY_INACTIVE", { presented: key, since: "sent" });
     expect(await patchAs(asOwner, id, { status: "active" })).toMatchObject({ status: "active", statusSetBy: `user:${user.id}` });
-    expect(await useKey(product.pathPrefix, key)).toEqual({ status: 200, code: undefined });
+    await expectForwarded(await send(`${product.pathPrefix}/pools`, { key }), { keyId: id }, { since: "sent" });
   });
 
   it("once an admin lifts their deactivation, the owner may deactivate and reactivate again", async () => {

@@ -1,15 +1,13 @@
-import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { app } from "../../src/app";
 import { generateKey } from "../../src/auth/key-format";
 import { getProduct } from "../../src/db/products";
 import { EXPOSED_HEADERS, PREFLIGHT_MAX_AGE_SECONDS } from "../../src/proxy/cors";
 import { ProductResponseSchema } from "../../src/routes/schemas";
 import { adminToken, api } from "../helpers/api";
-import { call, createKey, createProduct, GATEWAY, json, ORIGIN, randomClientIp, uniqueSlug } from "../helpers/harness";
+import { createKey, createProduct, json, ORIGIN, randomClientIp, send, uniqueSlug } from "../helpers/harness";
 import { storedCounters } from "../helpers/limiter";
-import { stubOrigin } from "../helpers/origin";
+import { useOrigin } from "../helpers/origin";
 
 // SPEC section 7: products may list allowed browser origins (CORS); preflights
 // are answered by keygate without credentials, never counted, never forwarded.
@@ -18,23 +16,16 @@ import { stubOrigin } from "../helpers/origin";
 const PAGE = "https://app.example.com";
 const OTHER_PAGE = "https://evil.example.net";
 
-let origin: ReturnType<typeof stubOrigin> | undefined;
+const origin = useOrigin();
 afterEach(() => {
-  origin?.restore();
-  origin = undefined;
   vi.restoreAllMocks();
 });
 
-function preflight(path: string, headers: Record<string, string> = {}, ip = randomClientIp()): Promise<Response> {
-  return call(path, {
+/** A browser's preflight from PAGE for a POST with a key; `headers` add to or replace its headers. */
+function preflight(path: string, headers: Record<string, string> = {}): Promise<Response> {
+  return send(path, {
     method: "OPTIONS",
-    headers: {
-      Origin: PAGE,
-      "Access-Control-Request-Method": "POST",
-      "Access-Control-Request-Headers": "content-type,x-api-key",
-      "CF-Connecting-IP": ip,
-      ...headers,
-    },
+    headers: { Origin: PAGE, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-api-key", ...headers },
   });
 }
 
@@ -52,7 +43,6 @@ function expectReadableBy(response: Response, page: string): void {
 
 describe("preflights to a product", () => {
   it("are answered 204 for a listed origin with the origin, the requested method and headers, Max-Age and Vary, without credentials", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ corsOrigins: ["http://127.0.0.1:5173", PAGE] });
     const response = await preflight(`${product.pathPrefix}/swap`, { "Access-Control-Request-Headers": "X-API-Key, Authorization, Content-Type" });
     expect(response.status, await response.clone().text()).toBe(204);
@@ -77,10 +67,9 @@ describe("preflights to a product", () => {
   });
 
   it("grant whatever method the product would route, and no Allow-Headers when none were asked for", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ corsOrigins: [PAGE] });
     for (const method of ["GET", "PUT", "PATCH", "DELETE"]) {
-      const response = await call(`${product.pathPrefix}/r`, { method: "OPTIONS", headers: { Origin: PAGE, "Access-Control-Request-Method": method } });
+      const response = await send(`${product.pathPrefix}/r`, { method: "OPTIONS", headers: { Origin: PAGE, "Access-Control-Request-Method": method } });
       expect(response.status).toBe(204);
       expect(response.headers.get("Access-Control-Allow-Methods")).toBe(method);
       expect(response.headers.get("Access-Control-Allow-Headers")).toBeNull();
@@ -97,7 +86,6 @@ describe("preflights to a product", () => {
   });
 
   it("are refused 403 CORS_ORIGIN_NOT_ALLOWED (JSON, no Allow-Origin) for an origin not on the list", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ corsOrigins: [PAGE] });
     for (const page of [OTHER_PAGE, "https://app.example.com:8443", "http://app.example.com", "null"]) {
       const response = await preflight(`${product.pathPrefix}/swap`, { Origin: page });
@@ -125,42 +113,34 @@ describe("preflights to a product", () => {
   });
 
   it("are never counted: no limiter object, no failed-auth count, even from an address the throttle refuses", async () => {
-    origin = stubOrigin();
-    const throttledEnv = { ...env, AUTH_FAILURE_LIMIT_PER_MINUTE: "2" };
-    const send = (request: Request) => app.fetch(request, throttledEnv, createExecutionContext());
+    const throttledEnv = { AUTH_FAILURE_LIMIT_PER_MINUTE: "2" };
     const product = await createProduct({ corsOrigins: [PAGE] });
     const { key, record } = await createKey();
     const ip = randomClientIp();
     const preflightFrom = () =>
-      send(
-        new Request(`${GATEWAY}${product.pathPrefix}/r`, {
-          method: "OPTIONS",
-          headers: { Origin: PAGE, "Access-Control-Request-Method": "GET", "CF-Connecting-IP": ip },
-        }),
-      );
+      send(`${product.pathPrefix}/r`, { method: "OPTIONS", headers: { Origin: PAGE, "Access-Control-Request-Method": "GET" }, ip, env: throttledEnv });
 
     for (let i = 0; i < 5; i++) expect((await preflightFrom()).status).toBe(204);
     // A preflight carrying a wrong key is still only a preflight: the key is not even looked at.
-    const withBadKey = await send(
-      new Request(`${GATEWAY}${product.pathPrefix}/r`, {
-        method: "OPTIONS",
-        headers: { Origin: PAGE, "Access-Control-Request-Method": "GET", "X-API-Key": generateKey("ilal", "live"), "CF-Connecting-IP": ip },
-      }),
-    );
+    const withBadKey = await send(`${product.pathPrefix}/r`, {
+      method: "OPTIONS",
+      key: generateKey("ilal", "live"),
+      headers: { Origin: PAGE, "Access-Control-Request-Method": "GET" },
+      ip,
+      env: throttledEnv,
+    });
     expect(withBadKey.status).toBe(204);
     expect(await storedCounters(`ip:${ip}`), "failed-auth counter").toEqual({});
     expect(await storedCounters(`key:${record.id}`), "the key's limiter").toEqual({});
 
     // Trip the throttle; preflights are still answered, and the actual call's 429 is readable by the page.
     for (let i = 0; i < 2; i++) {
-      const failed = await send(
-        new Request(`${GATEWAY}${product.pathPrefix}/r`, { headers: { "X-API-Key": generateKey("ilal", "live"), "CF-Connecting-IP": ip } }),
-      );
+      const failed = await send(`${product.pathPrefix}/r`, { key: generateKey("ilal", "live"), ip, env: throttledEnv });
       expect(failed.status).toBe(401);
     }
     const before = await storedCounters(`ip:${ip}`);
     expect(before.auth_failures?.count).toBe(2);
-    const throttled = await send(new Request(`${GATEWAY}${product.pathPrefix}/r`, { headers: { Origin: PAGE, "X-API-Key": key, "CF-Connecting-IP": ip } }));
+    const throttled = await send(`${product.pathPrefix}/r`, { key, headers: { Origin: PAGE }, ip, env: throttledEnv });
     expect(throttled.status).toBe(429);
     expect((await json(throttled)).code).toBe("AUTH_THROTTLED");
     expectReadableBy(throttled, PAGE);
@@ -187,15 +167,14 @@ describe("preflights to a product", () => {
   });
 
   it("an OPTIONS without Access-Control-Request-Method is an ordinary call: authenticated, counted and forwarded", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ corsOrigins: [PAGE] });
-    const anonymous = await call(`${product.pathPrefix}/r`, { method: "OPTIONS", headers: { Origin: PAGE } });
+    const anonymous = await send(`${product.pathPrefix}/r`, { method: "OPTIONS", headers: { Origin: PAGE } });
     expect(anonymous.status).toBe(401);
     expect((await json(anonymous)).code).toBe("AUTH_MISSING");
     expectReadableBy(anonymous, PAGE);
 
     const { key, record } = await createKey();
-    const authenticated = await call(`${product.pathPrefix}/r`, { method: "OPTIONS", headers: { Origin: PAGE, "X-API-Key": key } });
+    const authenticated = await send(`${product.pathPrefix}/r`, { method: "OPTIONS", key, headers: { Origin: PAGE } });
     expect(authenticated.status).toBe(200);
     expect(origin.received.map((r) => r.method)).toEqual(["OPTIONS"]);
     expect((await storedCounters(`key:${record.id}`)).minute?.count).toBe(1);
@@ -204,7 +183,7 @@ describe("preflights to a product", () => {
 
 describe("actual cross-origin calls to a product", () => {
   it("carry Allow-Origin, Expose-Headers and Vary: Origin on success; the origin's own Access-Control-* headers give way", async () => {
-    origin = stubOrigin(() =>
+    origin.reply(() =>
       Response.json(
         { ok: true },
         {
@@ -221,7 +200,7 @@ describe("actual cross-origin calls to a product", () => {
     );
     const product = await createProduct({ corsOrigins: [PAGE] });
     const { key } = await createKey();
-    const response = await call(`${product.pathPrefix}/r`, { headers: { Origin: PAGE, "X-API-Key": key } });
+    const response = await send(`${product.pathPrefix}/r`, { key, headers: { Origin: PAGE } });
     expect(response.status).toBe(200);
     expect(await json(response)).toMatchObject({ ok: true });
     expectReadableBy(response, PAGE);
@@ -234,49 +213,49 @@ describe("actual cross-origin calls to a product", () => {
   });
 
   it("carry them on keygate's own errors too (401, 403, 502), so the page can read the code and the request id", async () => {
-    origin = stubOrigin(() => {
+    origin.reply(() => {
       throw new TypeError("Network connection lost.");
     });
     const product = await createProduct({ corsOrigins: [PAGE], authMethods: ["api_key"] });
-    const missing = await call(`${product.pathPrefix}/r`, { headers: { Origin: PAGE } });
+    const missing = await send(`${product.pathPrefix}/r`, { headers: { Origin: PAGE } });
     expect(missing.status).toBe(401);
     expect((await json(missing)).code).toBe("AUTH_MISSING");
     expectReadableBy(missing, PAGE);
     expect(missing.headers.get("WWW-Authenticate")).not.toBeNull();
 
     const { key: otherProductKey } = await createKey({ products: ["some-other-product"] });
-    const forbidden = await call(`${product.pathPrefix}/r`, { headers: { Origin: PAGE, "X-API-Key": otherProductKey } });
+    const forbidden = await send(`${product.pathPrefix}/r`, { key: otherProductKey, headers: { Origin: PAGE } });
     expect(forbidden.status).toBe(403);
     expectReadableBy(forbidden, PAGE);
 
     vi.spyOn(console, "error").mockImplementation(() => {});
     const { key } = await createKey();
-    const unreachable = await call(`${product.pathPrefix}/r`, { headers: { Origin: PAGE, "X-API-Key": key } });
+    const unreachable = await send(`${product.pathPrefix}/r`, { key, headers: { Origin: PAGE } });
     expect(unreachable.status).toBe(502);
     expectReadableBy(unreachable, PAGE);
   });
 
   it("from an origin not on the list carry no Allow-Origin, only Vary: Origin", async () => {
-    origin = stubOrigin(() => Response.json({ ok: true }, { headers: { "Access-Control-Allow-Origin": OTHER_PAGE } }));
+    origin.reply(() => Response.json({ ok: true }, { headers: { "Access-Control-Allow-Origin": OTHER_PAGE } }));
     const product = await createProduct({ corsOrigins: [PAGE] });
     const { key } = await createKey();
     for (const headers of [{ Origin: OTHER_PAGE }, {}] as Record<string, string>[]) {
-      const response = await call(`${product.pathPrefix}/r`, { headers: { ...headers, "X-API-Key": key } });
+      const response = await send(`${product.pathPrefix}/r`, { key, headers });
       expect(response.status).toBe(200);
       expect(response.headers.get("Access-Control-Allow-Origin")).toBeNull();
       expect(response.headers.get("Access-Control-Expose-Headers")).toBeNull();
       expect(varyOf(response)).toContain("origin");
     }
-    const refused = await call(`${product.pathPrefix}/r`, { headers: { Origin: OTHER_PAGE } });
+    const refused = await send(`${product.pathPrefix}/r`, { headers: { Origin: OTHER_PAGE } });
     expect(refused.status).toBe(401);
     expect(refused.headers.get("Access-Control-Allow-Origin")).toBeNull();
   });
 
   it("to a product without a list carry no CORS headers, not even the origin's", async () => {
-    origin = stubOrigin(() => Response.json({ ok: true }, { headers: { "Access-Control-Allow-Origin": "*" } }));
+    origin.reply(() => Response.json({ ok: true }, { headers: { "Access-Control-Allow-Origin": "*" } }));
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await call(`${product.pathPrefix}/r`, { headers: { Origin: PAGE, "X-API-Key": key } });
+    const response = await send(`${product.pathPrefix}/r`, { key, headers: { Origin: PAGE } });
     expect(response.status).toBe(200);
     expect(response.headers.get("Access-Control-Allow-Origin")).toBeNull();
     expect(response.headers.get("Vary")).toBeNull();
@@ -285,13 +264,13 @@ describe("actual cross-origin calls to a product", () => {
 
 describe("public documents", () => {
   it.each(["/.well-known/jwks.json", "/openapi.json"])("%s is readable from any origin, preflight included", async (path) => {
-    const response = await call(path, { headers: { Origin: OTHER_PAGE } });
+    const response = await send(path, { headers: { Origin: OTHER_PAGE } });
     expect(response.status).toBe(200);
     expect(response.headers.get("Access-Control-Allow-Origin")).toBe("*");
     expect(response.headers.get("Access-Control-Allow-Credentials")).toBeNull();
     await response.arrayBuffer();
 
-    const answer = await call(path, {
+    const answer = await send(path, {
       method: "OPTIONS",
       headers: { Origin: OTHER_PAGE, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "accept" },
     });
@@ -361,7 +340,7 @@ describe("the admin API's corsOrigins", () => {
   });
 
   it("is in the OpenAPI document, on the product and its create and update bodies", async () => {
-    const document = await json(await call("/openapi.json"));
+    const document = await json(await send("/openapi.json"));
     const products = document.paths["/api/v1/admin/products"];
     expect(products.post.requestBody.content["application/json"].schema.properties.corsOrigins).toMatchObject({ type: "array" });
     expect(document.paths["/api/v1/admin/products/{idOrSlug}"].patch.requestBody.content["application/json"].schema.properties.corsOrigins).toBeDefined();

@@ -1,13 +1,12 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { app } from "../../src/app";
 import { toHex } from "../../src/auth/key-format";
 import { INJECT_MAX_BYTES } from "../../src/proxy/forward";
 import { memoryReplayStore, verifyOriginSignature } from "../../src/proxy/origin-signature";
+import { expectRefusal } from "../helpers/expect";
 import { within } from "../helpers/faults";
-import { call, createKey, createProduct, GATEWAY, json, ORIGIN, uniqueSlug } from "../helpers/harness";
-import { stubOrigin, type OriginHandler, type ReceivedRequest } from "../helpers/origin";
+import { createKey, createProduct, json, ORIGIN, send, uniqueSlug } from "../helpers/harness";
+import { useOrigin, type OriginHandler, type ReceivedRequest } from "../helpers/origin";
 
 /**
  * SPEC section 8 as the origin and the client see it: what arrives upstream
@@ -15,7 +14,7 @@ import { stubOrigin, type OriginHandler, type ReceivedRequest } from "../helpers
  * gateway's own answers when the origin fails or the body is too large.
  */
 
-let origin: ReturnType<typeof stubOrigin>;
+const origin = useOrigin();
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -37,14 +36,6 @@ async function originAccepts(request: Request, secret: string = env.ORIGIN_SIGNI
   return (await verifyOriginSignature(request, secret, { replayStore: memoryReplayStore() })).ok;
 }
 
-/** A call through app.fetch with some vars changed (getConfig parses each env object once). */
-async function callWithVars(vars: Record<string, string>, request: Request): Promise<Response> {
-  const ctx = createExecutionContext();
-  const response = await app.fetch(request, { ...env, ...vars }, ctx);
-  await waitOnExecutionContext(ctx);
-  return response;
-}
-
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
 }
@@ -55,13 +46,13 @@ function jsonResponse(value: unknown, init: ResponseInit = {}): Response {
 
 describe("the request the origin receives", () => {
   it.each(["POST", "PUT", "PATCH", "DELETE"])("carries method, path, query and body for %s", async (method) => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
     const body = JSON.stringify({ amount: 5, note: "héllo" });
-    const response = await call(`${product.pathPrefix}/orders/42?expand=items&q=a%20b&q=c`, {
+    const response = await send(`${product.pathPrefix}/orders/42?expand=items&q=a%20b&q=c`, {
       method,
-      headers: { "X-API-Key": key, "Content-Type": "application/json" },
+      key,
+      headers: { "Content-Type": "application/json" },
       body,
     });
     expect(response.status, await response.clone().text()).toBe(200);
@@ -73,13 +64,13 @@ describe("the request the origin receives", () => {
   });
 
   it("streams a body with a declared Content-Length through unchanged", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
     const body = "x".repeat(10_000);
-    const response = await call(`${product.pathPrefix}/upload`, {
+    const response = await send(`${product.pathPrefix}/upload`, {
       method: "POST",
-      headers: { "X-API-Key": key, "Content-Length": String(body.length) },
+      key,
+      headers: { "Content-Length": String(body.length) },
       body,
     });
     expect(response.status, await response.clone().text()).toBe(200);
@@ -87,11 +78,10 @@ describe("the request the origin receives", () => {
   });
 
   it("forwards a GET and a HEAD without a body", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
-    expect((await call(`${product.pathPrefix}/a`, { headers: { "X-API-Key": key } })).status).toBe(200);
-    expect((await call(`${product.pathPrefix}/a`, { method: "HEAD", headers: { "X-API-Key": key } })).status).toBe(200);
+    expect((await send(`${product.pathPrefix}/a`, { key })).status).toBe(200);
+    expect((await send(`${product.pathPrefix}/a`, { method: "HEAD", key })).status).toBe(200);
     expect(origin.received.map((r) => [r.method, r.body])).toEqual([
       ["GET", ""],
       ["HEAD", ""],
@@ -99,18 +89,16 @@ describe("the request the origin receives", () => {
   });
 
   it("removes the prefix when strip_prefix is on", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ stripPrefix: true });
     const { key } = await createKey();
-    await call(`${product.pathPrefix}/v2/items?id=7`, { headers: { "X-API-Key": key } });
+    await send(`${product.pathPrefix}/v2/items?id=7`, { key });
     expect(upstream().url).toBe(`${ORIGIN}/upstream/v2/items?id=7`);
   });
 
   it("sends the bare prefix to the origin's root path when strip_prefix is on", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ stripPrefix: true, originUrl: ORIGIN });
     const { key } = await createKey();
-    await call(product.pathPrefix, { headers: { "X-API-Key": key } });
+    await send(product.pathPrefix, { key });
     expect(upstream().url).toBe(`${ORIGIN}/`);
   });
 
@@ -119,15 +107,13 @@ describe("the request the origin receives", () => {
     ["with strip_prefix", true, "/base/v2", () => "/base/v2/items"],
     ["with a trailing slash on the base", true, "/base/v2/", () => "/base/v2/items"],
   ])("appends the path to an origin_url with a base path, %s", async (_label, stripPrefix, basePath, expected) => {
-    origin = stubOrigin();
     const product = await createProduct({ stripPrefix, originUrl: `${ORIGIN}${basePath}` });
     const { key } = await createKey();
-    await call(`${product.pathPrefix}/items?x=1`, { headers: { "X-API-Key": key } });
+    await send(`${product.pathPrefix}/items?x=1`, { key });
     expect(upstream().url).toBe(`${ORIGIN}${expected(product.pathPrefix)}?x=1`);
   });
 
   it("removes credentials, hop-by-hop headers and the headers Connection names", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
     const headers = new Headers({
@@ -143,7 +129,7 @@ describe("the request the origin receives", () => {
       "X-Custom": "kept",
       Accept: "application/json",
     });
-    const response = await call(`${product.pathPrefix}/h`, { headers });
+    const response = await send(`${product.pathPrefix}/h`, { headers });
     expect(response.status, await response.clone().text()).toBe(200);
     const received = upstream().headers;
     for (const name of ["x-api-key", "authorization", "connection", "keep-alive", "te", "upgrade", "trailer", "proxy-authorization", "x-hop-secret"]) {
@@ -155,10 +141,9 @@ describe("the request the origin receives", () => {
   });
 
   it("replaces client-sent X-Auth-*, X-Request-Id and X-Forwarded-For with the gateway's own", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key, record } = await createKey({ scopes: ["read"] });
-    const response = await call(`${product.pathPrefix}/h`, {
+    const response = await send(`${product.pathPrefix}/h`, {
       headers: {
         "X-API-Key": key,
         "CF-Connecting-IP": "198.51.100.23",
@@ -187,11 +172,10 @@ describe("the request the origin receives", () => {
   });
 
   it("adds identity headers and a signature the origin can verify with the shared secret", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key, record } = await createKey({ scopes: ["defi:read", "defi:swap"] });
     const before = Math.floor(Date.now() / 1000);
-    const response = await call(`${product.pathPrefix}/swap?amount=3`, { method: "POST", headers: { "X-API-Key": key }, body: "{}" });
+    const response = await send(`${product.pathPrefix}/swap?amount=3`, { method: "POST", key, body: "{}" });
     expect(response.status, await response.clone().text()).toBe(200);
     const received = upstream();
     expect(Object.fromEntries([...received.headers].filter(([name]) => name.startsWith("x-auth-") || name === "x-request-id"))).toEqual({
@@ -220,10 +204,9 @@ describe("the request the origin receives", () => {
   });
 
   it("signs the stripped path the origin actually receives", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ stripPrefix: true, originUrl: `${ORIGIN}/base` });
     const { key } = await createKey();
-    await call(`${product.pathPrefix}/deep/path?z=1`, { headers: { "X-API-Key": key } });
+    await send(`${product.pathPrefix}/deep/path?z=1`, { key });
     const received = upstream();
     expect(new URL(received.url).pathname).toBe("/base/deep/path");
     expect(await originAccepts(asOriginRequest(received))).toBe(true);
@@ -234,10 +217,9 @@ describe("the request the origin receives", () => {
 
 describe("test keys and test origins", () => {
   it("sends a test key to test_origin_url when the product has one", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ testOriginUrl: "https://sandbox.origin.test/v1" });
     const { key } = await createKey({ env: "test" });
-    await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": key } });
+    await send(`${product.pathPrefix}/x`, { key });
     const received = upstream();
     expect(received.url).toBe(`https://sandbox.origin.test/v1${product.pathPrefix}/x`);
     expect(received.headers.get("x-auth-env")).toBe("test");
@@ -245,18 +227,16 @@ describe("test keys and test origins", () => {
   });
 
   it("sends a test key to origin_url when the product has no test origin", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ testOriginUrl: null });
     const { key } = await createKey({ env: "test" });
-    await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": key } });
+    await send(`${product.pathPrefix}/x`, { key });
     expect(upstream().url).toBe(`${ORIGIN}/upstream${product.pathPrefix}/x`);
   });
 
   it("sends a live key to origin_url even when a test origin exists", async () => {
-    origin = stubOrigin();
     const product = await createProduct({ testOriginUrl: "https://sandbox.origin.test" });
     const { key } = await createKey({ env: "live" });
-    await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": key } });
+    await send(`${product.pathPrefix}/x`, { key });
     expect(upstream().url).toBe(`${ORIGIN}/upstream${product.pathPrefix}/x`);
     expect(upstream().headers.get("x-auth-env")).toBe("live");
   });
@@ -264,7 +244,7 @@ describe("test keys and test origins", () => {
 
 describe("the response the client receives", () => {
   it("passes the origin's status and headers through and adds X-Auth-Method and limit headers", async () => {
-    origin = stubOrigin(() => {
+    origin.reply(() => {
       const headers = new Headers({ Location: "/orders/43", "X-Origin-Trace": "abc", "Cache-Control": "no-store", "Content-Type": "text/plain" });
       headers.append("Set-Cookie", "a=1");
       headers.append("Set-Cookie", "b=2");
@@ -272,7 +252,7 @@ describe("the response the client receives", () => {
     });
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await call(`${product.pathPrefix}/orders`, { method: "POST", headers: { "X-API-Key": key }, body: "{}" });
+    const response = await send(`${product.pathPrefix}/orders`, { method: "POST", key, body: "{}" });
     expect(response.status).toBe(201);
     expect(await response.text()).toBe("created");
     expect(response.headers.get("location")).toBe("/orders/43");
@@ -286,31 +266,31 @@ describe("the response the client receives", () => {
   });
 
   it.each([204, 304, 404, 500, 503])("passes origin status %i through as the origin's own answer", async (status) => {
-    origin = stubOrigin(() => new Response(status === 204 || status === 304 ? null : "origin says no", { status }));
+    origin.reply(() => new Response(status === 204 || status === 304 ? null : "origin says no", { status }));
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": key } });
+    const response = await send(`${product.pathPrefix}/x`, { key });
     expect(response.status).toBe(status);
     expect(await response.text()).toBe(status === 204 || status === 304 ? "" : "origin says no");
     expect(response.headers.get("x-auth-method")).toBe("api_key");
   });
 
   it("does not follow an origin redirect but hands it to the client", async () => {
-    origin = stubOrigin(() => new Response(null, { status: 302, headers: { Location: "https://elsewhere.test/" } }));
+    origin.reply(() => new Response(null, { status: 302, headers: { Location: "https://elsewhere.test/" } }));
     const product = await createProduct();
     const { key } = await createKey();
     // manual: the test's own call to the Worker would otherwise follow the redirect.
-    const response = await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": key }, redirect: "manual" });
+    const response = await send(`${product.pathPrefix}/x`, { key, redirect: "manual" });
     expect(response.status).toBe(302);
     expect(response.headers.get("location")).toBe("https://elsewhere.test/");
     expect(origin.received).toHaveLength(1);
   });
 
   it("strips hop-by-hop headers from the origin's response", async () => {
-    origin = stubOrigin(() => new Response("ok", { headers: { Connection: "X-Internal", "X-Internal": "secret", "Keep-Alive": "timeout=5" } }));
+    origin.reply(() => new Response("ok", { headers: { Connection: "X-Internal", "X-Internal": "secret", "Keep-Alive": "timeout=5" } }));
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": key } });
+    const response = await send(`${product.pathPrefix}/x`, { key });
     expect(response.status).toBe(200);
     expect(response.headers.get("x-internal")).toBeNull();
     expect(response.headers.get("keep-alive")).toBeNull();
@@ -319,10 +299,10 @@ describe("the response the client receives", () => {
 
 describe("authMethod injection", () => {
   async function proxied(handler: OriginHandler, injectAuthMethod = true): Promise<Response> {
-    origin = stubOrigin(handler);
+    origin.reply(handler);
     const product = await createProduct({ injectAuthMethod });
     const { key } = await createKey();
-    const response = await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": key } });
+    const response = await send(`${product.pathPrefix}/x`, { key });
     expect(response.headers.get("x-auth-method")).toBe("api_key");
     return response;
   }
@@ -380,10 +360,10 @@ describe("authMethod injection", () => {
     expect(declared.headers.get("content-length")).toBe(String(big.byteLength));
     expect(await sha256Hex(new Uint8Array(await declared.arrayBuffer()))).toBe(await sha256Hex(big));
 
-    origin = stubOrigin(() => new Response(null, { headers: { "Content-Type": "application/json", "Content-Length": "17" } }));
+    origin.reply(() => new Response(null, { headers: { "Content-Type": "application/json", "Content-Length": "17" } }));
     const product = await createProduct();
     const { key } = await createKey();
-    const head = await call(`${product.pathPrefix}/x`, { method: "HEAD", headers: { "X-API-Key": key } });
+    const head = await send(`${product.pathPrefix}/x`, { method: "HEAD", key });
     expect(head.status).toBe(200);
     expect(head.headers.get("content-length")).toBe("17");
     expect(await head.text()).toBe("");
@@ -487,12 +467,12 @@ describe("authMethod injection", () => {
 
 describe("origin failures", () => {
   it("answers 502 ORIGIN_UNAVAILABLE when the origin cannot be reached", async () => {
-    origin = stubOrigin(() => {
+    origin.reply(() => {
       throw new TypeError("Network connection lost.");
     });
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await call(`${product.pathPrefix}/x`, { headers: { "X-API-Key": key } });
+    const response = await send(`${product.pathPrefix}/x`, { key });
     const body = await json(response);
     expect(response.status, JSON.stringify(body)).toBe(502);
     expect(body).toMatchObject({ code: "ORIGIN_UNAVAILABLE", error: "Bad Gateway", requestId: response.headers.get("x-request-id") });
@@ -502,7 +482,7 @@ describe("origin failures", () => {
 
   it("answers 504 ORIGIN_TIMEOUT when the origin is slower than ORIGIN_TIMEOUT_MS", async () => {
     let aborted = false;
-    origin = stubOrigin(
+    origin.reply(
       (request) =>
         new Promise<Response>((resolve, reject) => {
           request.signal.addEventListener("abort", () => {
@@ -516,7 +496,7 @@ describe("origin failures", () => {
     const product = await createProduct();
     const { key } = await createKey();
     const started = Date.now();
-    const response = await callWithVars({ ORIGIN_TIMEOUT_MS: "200" }, new Request(`${GATEWAY}${product.pathPrefix}/slow`, { headers: { "X-API-Key": key } }));
+    const response = await send(`${product.pathPrefix}/slow`, { key, env: { ORIGIN_TIMEOUT_MS: "200" } });
     const elapsed = Date.now() - started;
     const body = await json(response);
     expect(response.status, JSON.stringify(body)).toBe(504);
@@ -530,7 +510,7 @@ describe("origin failures", () => {
   it("limits only the wait for response headers: a body streaming past ORIGIN_TIMEOUT_MS arrives whole", async () => {
     // Like a real fetch (Fetch spec, "abort fetch"), the stub errors the body
     // when the request's signal aborts, even after the headers were sent.
-    origin = stubOrigin((request) => {
+    origin.reply((request) => {
       let sent = 0;
       const body = new ReadableStream<Uint8Array>({
         start(controller) {
@@ -547,19 +527,19 @@ describe("origin failures", () => {
     });
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await callWithVars({ ORIGIN_TIMEOUT_MS: "200" }, new Request(`${GATEWAY}${product.pathPrefix}/stream`, { headers: { "X-API-Key": key } }));
+    const response = await send(`${product.pathPrefix}/stream`, { key, env: { ORIGIN_TIMEOUT_MS: "200" } });
     expect(response.status).toBe(200);
     expect(await response.text()).toBe("chunk0;chunk1;chunk2;");
   });
 
   it("does not time out an origin that answers within ORIGIN_TIMEOUT_MS", async () => {
-    origin = stubOrigin(async () => {
+    origin.reply(async () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       return jsonResponse({ ok: true });
     });
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await callWithVars({ ORIGIN_TIMEOUT_MS: "1000" }, new Request(`${GATEWAY}${product.pathPrefix}/quick`, { headers: { "X-API-Key": key } }));
+    const response = await send(`${product.pathPrefix}/quick`, { key, env: { ORIGIN_TIMEOUT_MS: "1000" } });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ ok: true, authMethod: "api_key" });
   });
@@ -580,122 +560,99 @@ describe("PAYLOAD_TOO_LARGE", () => {
     });
   }
 
-  async function post(pathPrefix: string, key: string, body: BodyInit, headers: Record<string, string> = {}): Promise<Response> {
-    return callWithVars(
-      { MAX_BODY_BYTES: String(MAX) },
-      new Request(`${GATEWAY}${pathPrefix}/upload`, { method: "POST", headers: { "X-API-Key": key, ...headers }, body }),
-    );
-  }
+  /** MAX_BODY_BYTES at MAX (send's `env`). */
+  const capped = { MAX_BODY_BYTES: String(MAX) };
 
   it("answers 413 for a declared Content-Length over MAX_BODY_BYTES, before the origin", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await post(product.pathPrefix, key, "a".repeat(MAX + 1), { "Content-Length": String(MAX + 1) });
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(413);
-    expect(body).toMatchObject({ code: "PAYLOAD_TOO_LARGE", requestId: response.headers.get("x-request-id") });
-    expect(origin.received).toHaveLength(0);
+    const response = await send(`${product.pathPrefix}/upload`, {
+      method: "POST",
+      key,
+      body: "a".repeat(MAX + 1),
+      headers: { "Content-Length": String(MAX + 1) },
+      env: capped,
+    });
+    await expectRefusal(response, 413, "PAYLOAD_TOO_LARGE", { presented: key });
   });
 
   it("answers 413 for a chunked body without Content-Length once it passes MAX_BODY_BYTES", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await post(product.pathPrefix, key, chunkedBody(MAX + 1));
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(413);
-    expect(body.code).toBe("PAYLOAD_TOO_LARGE");
-    expect(origin.received).toHaveLength(0);
+    const response = await send(`${product.pathPrefix}/upload`, { method: "POST", key, body: chunkedBody(MAX + 1), env: capped });
+    await expectRefusal(response, 413, "PAYLOAD_TOO_LARGE", { presented: key });
   });
 
   it("consumes no quota for a refused chunked body", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey({ rateLimitPerMinute: 3 });
-    expect((await post(product.pathPrefix, key, chunkedBody(MAX * 4))).status).toBe(413);
-    const admitted = await post(product.pathPrefix, key, "small");
+    expect((await send(`${product.pathPrefix}/upload`, { method: "POST", key, body: chunkedBody(MAX * 4), env: capped })).status).toBe(413);
+    const admitted = await send(`${product.pathPrefix}/upload`, { method: "POST", key, body: "small", env: capped });
     expect(admitted.status).toBe(200);
     expect(admitted.headers.get("x-ratelimit-remaining")).toBe("2");
   });
 
   it("forwards bodies of exactly MAX_BODY_BYTES, declared or chunked", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
-    expect((await post(product.pathPrefix, key, "b".repeat(MAX), { "Content-Length": String(MAX) })).status).toBe(200);
-    expect((await post(product.pathPrefix, key, chunkedBody(MAX))).status).toBe(200);
+    expect(
+      (await send(`${product.pathPrefix}/upload`, { method: "POST", key, body: "b".repeat(MAX), headers: { "Content-Length": String(MAX) }, env: capped }))
+        .status,
+    ).toBe(200);
+    expect((await send(`${product.pathPrefix}/upload`, { method: "POST", key, body: chunkedBody(MAX), env: capped })).status).toBe(200);
     expect(origin.received.map((r) => r.body.length)).toEqual([MAX, MAX]);
     expect(origin.received[1]!.body).toBe("a".repeat(MAX));
   });
 
   it("refuses an oversized body from an unauthenticated caller with 401, not 413, when it is chunked", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
-    const response = await callWithVars(
-      { MAX_BODY_BYTES: String(MAX) },
-      new Request(`${GATEWAY}${product.pathPrefix}/upload`, { method: "POST", body: chunkedBody(MAX * 2) }),
-    );
-    expect(response.status).toBe(401);
-    expect(origin.received).toHaveLength(0);
+    const response = await send(`${product.pathPrefix}/upload`, { method: "POST", body: chunkedBody(MAX * 2), env: capped });
+    await expectRefusal(response, 401, "AUTH_MISSING");
   });
 });
 
 describe("routing", () => {
   it("answers 404 ROUTE_NOT_FOUND for a path no product claims, credentials or not", async () => {
-    origin = stubOrigin();
     const { key } = await createKey();
-    const response = await call(`/nowhere/${uniqueSlug()}`, { headers: { "X-API-Key": key } });
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(404);
-    expect(body).toMatchObject({ code: "ROUTE_NOT_FOUND", error: "Not Found", requestId: response.headers.get("x-request-id") });
-    expect(response.headers.get("www-authenticate")).toBeNull();
-    expect(origin.received).toHaveLength(0);
+    const response = await send(`/nowhere/${uniqueSlug()}`, { key });
+    const body = await expectRefusal(response, 404, "ROUTE_NOT_FOUND", { presented: key });
+    expect(body.error).toBe("Not Found");
   });
 
   it("does not route a look-alike that only starts with a product's prefix text", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await call(`${product.pathPrefix}X/items`, { headers: { "X-API-Key": key } });
-    expect(response.status).toBe(404);
-    expect((await json(response)).code).toBe("ROUTE_NOT_FOUND");
-    expect(origin.received).toHaveLength(0);
+    const response = await send(`${product.pathPrefix}X/items`, { key });
+    await expectRefusal(response, 404, "ROUTE_NOT_FOUND", { presented: key });
   });
 
   it.each([
     ["an encoded dot-dot segment", (other: string) => `/..%2F${other}/secret`],
     ["an encoded slash and dot-dot", (other: string) => `/x%2F..%2F..%2F${other}/secret`],
   ])("refuses a path that leaves its product through %s as PATH_INVALID (an encoded slash is not modelled)", async (_label, encodeSegment) => {
-    origin = stubOrigin();
     const reachable = await createProduct({ originUrl: ORIGIN });
     const other = await createProduct({ originUrl: ORIGIN });
     const { key } = await createKey({ products: [reachable.slug] });
     const path = `${reachable.pathPrefix}${encodeSegment(other.pathPrefix.split("/").at(-1)!)}`;
-    const response = await call(path, { headers: { "X-API-Key": key } });
-    const body = await json(response);
-    expect(response.status, `${path}: ${JSON.stringify(body)}`).toBe(400);
-    expect(body.code).toBe("PATH_INVALID");
-    expect(origin.received).toHaveLength(0);
+    const response = await send(path, { key });
+    await expectRefusal(response, 400, "PATH_INVALID", { presented: key, label: path });
   });
 
   it("still routes paths with ordinary escapes, forwarding their canonical spelling (unreserved decoded, hex upper-cased)", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
-    const response = await call(`${product.pathPrefix}/files/a%20b%7Ec%c3%a9?q=%2F`, { headers: { "X-API-Key": key } });
+    const response = await send(`${product.pathPrefix}/files/a%20b%7Ec%c3%a9?q=%2F`, { key });
     expect(response.status, await response.clone().text()).toBe(200);
     expect(upstream().url).toBe(`${ORIGIN}/upstream${product.pathPrefix}/files/a%20b~c%C3%A9?q=%2F`);
   });
 
   it("routes to the product with the longest matching prefix", async () => {
-    origin = stubOrigin();
     const slug = uniqueSlug("a");
     const outer = await createProduct({ pathPrefix: `/api/${slug}`, originUrl: "https://outer.origin.test" });
     const inner = await createProduct({ pathPrefix: `/api/${slug}/b`, originUrl: "https://inner.origin.test", stripPrefix: true });
     const { key } = await createKey();
     for (const path of [`/api/${slug}/b`, `/api/${slug}/b/c`, `/api/${slug}/bc`, `/api/${slug}/x/b`]) {
-      const response = await call(path, { headers: { "X-API-Key": key } });
+      const response = await send(path, { key });
       expect(response.status, path).toBe(200);
     }
     expect(origin.received.map((r) => [new URL(r.url).host, new URL(r.url).pathname, r.headers.get("x-auth-product")])).toEqual([

@@ -1,18 +1,20 @@
-import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { app } from "../../src/app";
 import { cachedKeys, cacheKeys, invalidateKeyCache, KEY_CACHE_MAX_ENTRIES, keyCacheSize } from "../../src/auth/key-cache";
-import { call, createKey, createProduct, GATEWAY, json } from "../helpers/harness";
+import { createKey, createProduct, json, send } from "../helpers/harness";
 import { signToken } from "../helpers/jwt";
-import { stubOrigin } from "../helpers/origin";
+import { useOrigin } from "../helpers/origin";
 
 /**
  * What requests cost in round trips. The Worker under exports.default.fetch
- * receives the very `env` object imported here, so spying on its bindings
- * observes the Worker's own D1 statements and Durable Object calls; each test
- * first checks that the meter does see a cold request's queries.
+ * receives the very `env` object imported here (and an env with overrides
+ * holds the same bindings), so spying on its bindings observes the Worker's
+ * own D1 statements and Durable Object calls; each test first checks that the
+ * meter does see a cold request's queries.
  */
+const origin = useOrigin();
+
 interface RoundTrips {
   /** SQL of every D1 statement prepared or executed. */
   d1: string[];
@@ -65,25 +67,22 @@ function meterRoundTrips(): { take(): RoundTrips } {
 }
 
 describe("hot path: a warm authenticated request", () => {
-  let origin: ReturnType<typeof stubOrigin>;
   afterEach(() => {
     vi.restoreAllMocks();
-    origin?.restore();
   });
 
   it("with an API key makes no D1 query, one Durable Object call and imports no key", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
     const meter = meterRoundTrips();
-    const first = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
+    const first = await send(`${product.pathPrefix}/warm`, { key });
     expect(first.status, JSON.stringify(await json(first))).toBe(200);
     expect(
       meter.take().d1.filter((sql) => /FROM api_keys\b.*\bWHERE api_keys\.prefix = \?/s.test(sql)),
       "the cold request looked the key up",
     ).toHaveLength(1);
 
-    const response = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
+    const response = await send(`${product.pathPrefix}/warm`, { key });
     const body = await json(response);
     const { keyImports, ...roundTrips } = meter.take();
 
@@ -96,11 +95,10 @@ describe("hot path: a warm authenticated request", () => {
   });
 
   it("with a revoked but still cached API key is refused by that same single Durable Object call", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key, record } = await createKey();
     const meter = meterRoundTrips();
-    const first = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
+    const first = await send(`${product.pathPrefix}/warm`, { key });
     expect(first.status).toBe(200);
     expect(
       meter.take().d1.filter((sql) => /FROM api_keys\b.*\bWHERE api_keys\.prefix = \?/s.test(sql)),
@@ -110,7 +108,8 @@ describe("hot path: a warm authenticated request", () => {
     await env.RATE_LIMITER.getByName(`key:${record.id}`).setKeyState(record.id, { status: "revoked", notAfter: null });
     meter.take();
 
-    const response = await call(`${product.pathPrefix}/warm`, { headers: { "X-API-Key": key } });
+    // Without a client address: from one, the refusal also counts as that address's failed authentication, one more object call (auth-throttle.test.ts).
+    const response = await send(`${product.pathPrefix}/warm`, { key, ip: null });
     const body = await json(response);
     const { keyImports: _, ...roundTrips } = meter.take();
 
@@ -121,12 +120,11 @@ describe("hot path: a warm authenticated request", () => {
   });
 
   it("with an ES256 JWT makes no D1 query, one Durable Object call and imports no key", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const token = await signToken({ products: ["*"], scope: "read" });
     const headers = { Authorization: `Bearer ${token}` };
     const meter = meterRoundTrips();
-    const first = await call(`${product.pathPrefix}/warm`, { headers });
+    const first = await send(`${product.pathPrefix}/warm`, { headers });
     expect(first.status, JSON.stringify(await json(first))).toBe(200);
     // The product was just created, so the cold request reloaded the product list.
     expect(
@@ -134,7 +132,7 @@ describe("hot path: a warm authenticated request", () => {
       "the cold request read the products",
     ).toHaveLength(1);
 
-    const response = await call(`${product.pathPrefix}/warm`, { headers });
+    const response = await send(`${product.pathPrefix}/warm`, { headers });
     const body = await json(response);
     const { keyImports, ...roundTrips } = meter.take();
 
@@ -147,24 +145,19 @@ describe("hot path: a warm authenticated request", () => {
 });
 
 describe("hot path: a cold request (caches switched off)", () => {
-  let origin: ReturnType<typeof stubOrigin>;
   afterEach(() => {
     vi.restoreAllMocks();
-    origin?.restore();
   });
 
   it("makes exactly one D1 query for the key and one for the product list, every time", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
     // The same bindings with caching switched off; one env object, so config is parsed once.
-    const uncached = { ...env, KEY_CACHE_TTL_SECONDS: "0", PRODUCT_CACHE_TTL_SECONDS: "0" };
+    const uncached = { KEY_CACHE_TTL_SECONDS: "0", PRODUCT_CACHE_TTL_SECONDS: "0" };
 
     const meter = meterRoundTrips();
     for (const attempt of [1, 2]) {
-      const ctx = createExecutionContext();
-      const response = await app.fetch(new Request(`${GATEWAY}${product.pathPrefix}/cold`, { headers: { "X-API-Key": key } }), uncached, ctx);
-      await waitOnExecutionContext(ctx);
+      const response = await send(`${product.pathPrefix}/cold`, { key, env: uncached });
       const body = await json(response);
 
       const { d1, rpc } = meter.take();
@@ -180,27 +173,18 @@ describe("hot path: a cold request (caches switched off)", () => {
 });
 
 describe("hot path: a cold key with the product list cached", () => {
-  let origin: ReturnType<typeof stubOrigin>;
   afterEach(() => {
     vi.restoreAllMocks();
-    origin?.restore();
   });
 
   it("makes exactly one D1 query, the key's, and one object call", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key } = await createKey();
-    const keysUncached = { ...env, KEY_CACHE_TTL_SECONDS: "0" };
-    const send = async () => {
-      const ctx = createExecutionContext();
-      const response = await app.fetch(new Request(`${GATEWAY}${product.pathPrefix}/cold`, { headers: { "X-API-Key": key } }), keysUncached, ctx);
-      await waitOnExecutionContext(ctx);
-      return response;
-    };
-    expect((await send()).status).toBe(200); // loads the product list into the isolate
+    const keysUncached = { KEY_CACHE_TTL_SECONDS: "0" }; // one env object for both calls
+    expect((await send(`${product.pathPrefix}/cold`, { key, env: keysUncached })).status).toBe(200); // loads the product list into the isolate
 
     const meter = meterRoundTrips();
-    const response = await send();
+    const response = await send(`${product.pathPrefix}/cold`, { key, env: keysUncached });
     const body = await json(response);
     const { d1, rpc } = meter.take();
     expect(response.status, JSON.stringify(body)).toBe(200);
@@ -236,7 +220,6 @@ describe("hot path: bounded memory and storage", () => {
   });
 
   it("holds the same number of rows in a key's Durable Object after 35 more days of calls", async () => {
-    const origin = stubOrigin();
     const product = await createProduct();
     const { key, record } = await createKey();
     const stub = env.RATE_LIMITER.getByName(`key:${record.id}`);
@@ -249,7 +232,7 @@ describe("hot path: bounded memory and storage", () => {
       for (let day = firstDay; day < firstDay + 35; day++) {
         for (const offsetMs of [10_000, 20_000, 70_000]) {
           vi.setSystemTime(start + day * DAY_MS + offsetMs);
-          const response = await call(`${product.pathPrefix}/daily`, { headers: { "X-API-Key": key } });
+          const response = await send(`${product.pathPrefix}/daily`, { key });
           expect(response.status, `day ${day}: ${await response.text()}`).toBe(200);
         }
       }
@@ -276,7 +259,6 @@ describe("hot path: bounded memory and storage", () => {
       expect(origin.received).toHaveLength(210);
     } finally {
       vi.useRealTimers();
-      origin.restore();
     }
   });
 });

@@ -6,10 +6,10 @@ import { getKey } from "../../src/db/keys";
 import { limiterNames } from "../../src/limits/names";
 import type { CredentialState } from "../../src/limits/windows";
 import { adminToken, api, auditRows, userToken, type ApiAnswer } from "../helpers/api";
-import { callWith } from "../helpers/faults";
-import { call, createKey, createProduct, json } from "../helpers/harness";
+import { expectRefusal } from "../helpers/expect";
+import { createKey, createProduct, send } from "../helpers/harness";
 import { limiter, storedKeyState, storedState } from "../helpers/limiter";
-import { stubOrigin } from "../helpers/origin";
+import { useOrigin } from "../helpers/origin";
 import { createUser } from "../helpers/users";
 
 /**
@@ -20,10 +20,8 @@ import { createUser } from "../helpers/users";
  * and never leaves `revoked`, so late state syncs cannot undo a revocation.
  */
 
-let origin: ReturnType<typeof stubOrigin> | undefined;
+useOrigin();
 afterEach(() => {
-  origin?.restore();
-  origin = undefined;
   vi.restoreAllMocks();
 });
 
@@ -156,16 +154,11 @@ function holdingLimiter() {
 }
 
 function patchWith(namespace: unknown, id: string, patch: Record<string, unknown>): Promise<Response> {
-  return callWith({ RATE_LIMITER: namespace }, keyPath(id), {
-    method: "PATCH",
-    headers: { ...adminToken(), "Content-Type": "application/json" },
-    body: JSON.stringify(patch),
-  });
+  return send(keyPath(id), { method: "PATCH", headers: adminToken(), body: patch, env: { RATE_LIMITER: namespace } });
 }
 
 describe("the key's Durable Object when state syncs arrive out of order", () => {
   it("a revoke whose state reaches the object before an earlier reactivation's leaves the object revoked", async () => {
-    origin = stubOrigin();
     const product = await createProduct();
     const { key, record } = await createKey();
     expect((await api("PATCH", keyPath(record.id), adminToken(), { status: "inactive" })).status).toBe(200);
@@ -184,9 +177,7 @@ describe("the key's Durable Object when state syncs arrive out of order", () => 
     expect(await objectState(record.id)).toMatchObject({ status: "revoked" });
     // Another isolate may still hold the row as active: the object decides.
     cacheKeys(record.prefix, [{ ...record, status: "active", ownerLimited: false }], 60, Date.now());
-    const refused = await call(`${product.pathPrefix}/a`, { headers: { "X-API-Key": key } });
-    expect(refused.status).toBe(401);
-    expect((await json(refused)).code).toBe("API_KEY_INACTIVE");
+    await expectRefusal(await send(`${product.pathPrefix}/a`, { key }), 401, "API_KEY_INACTIVE", { presented: key });
   });
 
   it("an older PATCH's state arriving after a newer one's is ignored: the object matches D1", async () => {
@@ -236,7 +227,7 @@ describe("owner and admin PATCH the same key 50 times each, concurrently", () =>
     type Sent = { side: "owner" | "admin"; patch: Record<string, unknown> } & ApiAnswer;
     // Each side keeps LANES PATCHes in flight (50 in all), so reads and writes of both sides interleave all the time.
     const LANES = 4;
-    const send = async (side: Sent["side"], headers: Record<string, string>, patches: Record<string, unknown>[]) => {
+    const patchInLanes = async (side: Sent["side"], headers: Record<string, string>, patches: Record<string, unknown>[]) => {
       const answers: Sent[] = [];
       const queue = [...patches];
       const lane = async () => {
@@ -253,7 +244,7 @@ describe("owner and admin PATCH the same key 50 times each, concurrently", () =>
       ipAllowlist: [`10.${i}.0.0/16`],
       status: i % 2 === 0 ? "inactive" : "active",
     }));
-    const answers = (await Promise.all([send("owner", asOwner, ownerPatches), send("admin", adminToken(), adminPatches)])).flat();
+    const answers = (await Promise.all([patchInLanes("owner", asOwner, ownerPatches), patchInLanes("admin", adminToken(), adminPatches)])).flat();
 
     for (const answer of answers) expect([200, 409], `${answer.side} ${JSON.stringify(answer.patch)}: ${JSON.stringify(answer.body)}`).toContain(answer.status);
     const won = answers.filter((answer) => answer.status === 200);

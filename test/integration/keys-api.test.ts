@@ -5,24 +5,13 @@ import { hashKey, keyPrefix } from "../../src/auth/key-format";
 import { getKey, type KeyRecord } from "../../src/db/keys";
 import { KeyCreatedSchema, KeyListSchema, KeyResponseSchema, KeyRotatedSchema } from "../../src/routes/schemas";
 import { adminToken, api, auditRows, rowCount, userToken } from "../helpers/api";
-import { call, createKey, createProduct, json } from "../helpers/harness";
-import { stubOrigin } from "../helpers/origin";
+import { expectForwarded, expectRefusal } from "../helpers/expect";
+import { createKey, createProduct, send } from "../helpers/harness";
+import { useOrigin } from "../helpers/origin";
 import { setClock } from "../helpers/limiter";
 import { createUser } from "../helpers/users";
 
-let origin: ReturnType<typeof stubOrigin> | undefined;
-afterEach(() => {
-  origin?.restore();
-  origin = undefined;
-});
-
-/** A product call with this key; the origin stub answers 200. */
-async function useKey(path: string, key: string): Promise<{ status: number; code: unknown }> {
-  origin ??= stubOrigin();
-  const response = await call(`${path}/ping`, { headers: { "X-API-Key": key, "CF-Connecting-IP": "203.0.113.7" } });
-  const body = await json(response);
-  return { status: response.status, code: body.code };
-}
+useOrigin();
 
 /** Puts a key row into this isolate's cache as it was before an edit, the way another isolate would still hold it. */
 function cacheStale(record: KeyRecord): void {
@@ -52,7 +41,7 @@ describe("creating keys", () => {
     expect(read.body.key).toBeUndefined();
     expect(read.body.hash).toBeUndefined();
 
-    expect(await useKey(product.pathPrefix, body.key)).toEqual({ status: 200, code: undefined });
+    await expectForwarded(await send(`${product.pathPrefix}/ping`, { key: body.key }), { keyId: body.id }, { since: "sent" });
   });
 
   it("creates an ila key when asked, and refuses an environment for it naming env", async () => {
@@ -242,17 +231,17 @@ describe("editing, deactivating and revoking", () => {
   it("deactivation applies on the very next request even while a stale key row is cached; reactivation restores it", async () => {
     const product = await createProduct();
     const { key, record } = await createKey();
-    expect((await useKey(product.pathPrefix, key)).status).toBe(200);
+    await expectForwarded(await send(`${product.pathPrefix}/ping`, { key: key }), { keyId: record.id }, { since: "sent" });
 
     const off = await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { status: "inactive" });
     expect(off.status, JSON.stringify(off.body)).toBe(200);
     expect(off.body.status).toBe("inactive");
     cacheStale(record);
-    expect(await useKey(product.pathPrefix, key)).toEqual({ status: 401, code: "API_KEY_INACTIVE" });
+    await expectRefusal(await send(`${product.pathPrefix}/ping`, { key: key }), 401, "API_KEY_INACTIVE", { presented: key, since: "sent" });
 
     const on = await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { status: "active" });
     expect(on.status).toBe(200);
-    expect(await useKey(product.pathPrefix, key)).toEqual({ status: 200, code: undefined });
+    await expectForwarded(await send(`${product.pathPrefix}/ping`, { key: key }), { keyId: record.id }, { since: "sent" });
     expect((await auditRows(record.id)).map((row) => row.action)).toEqual(["key.deactivate", "key.reactivate"]);
   });
 
@@ -279,7 +268,7 @@ describe("editing, deactivating and revoking", () => {
   it("DELETE revokes at once (stale cache or not), twice answers the same with one audit row, and a revoked key cannot change", async () => {
     const product = await createProduct();
     const { key, record } = await createKey();
-    expect((await useKey(product.pathPrefix, key)).status).toBe(200);
+    await expectForwarded(await send(`${product.pathPrefix}/ping`, { key: key }), { keyId: record.id }, { since: "sent" });
 
     for (let i = 0; i < 2; i++) {
       const revoked = await api("DELETE", `/api/v1/keys/${record.id}`, adminToken());
@@ -289,7 +278,7 @@ describe("editing, deactivating and revoking", () => {
     expect((await getKey(env.DB, record.id))!.status).toBe("revoked");
     expect((await auditRows(record.id)).map((row) => row.action)).toEqual(["key.revoke"]);
     cacheStale(record);
-    expect(await useKey(product.pathPrefix, key)).toEqual({ status: 401, code: "API_KEY_INACTIVE" });
+    await expectRefusal(await send(`${product.pathPrefix}/ping`, { key: key }), 401, "API_KEY_INACTIVE", { presented: key, since: "sent" });
 
     const reactivate = await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { status: "active" });
     expect(reactivate.status).toBe(409);
@@ -334,8 +323,9 @@ describe("rotation", () => {
 
     const old = await getKey(env.DB, record.id);
     expect([old!.rotatedTo, old!.graceUntil, old!.status]).toEqual([body.id, body.graceUntil, "active"]);
-    expect(await useKey(product.pathPrefix, oldKey)).toEqual({ status: 200, code: undefined });
-    expect(await useKey(product.pathPrefix, body.key)).toEqual({ status: 200, code: undefined });
+    // From an address in the copied allowlist.
+    await expectForwarded(await send(`${product.pathPrefix}/ping`, { key: oldKey, ip: "203.0.113.7" }), { keyId: record.id }, { since: "sent" });
+    await expectForwarded(await send(`${product.pathPrefix}/ping`, { key: body.key, ip: "203.0.113.7" }), { keyId: body.id }, { since: "sent" });
     expect((await auditRows(record.id)).map((row) => row.action)).toEqual(["key.rotate"]);
     expect((await auditRows(body.id)).map((row) => row.action)).toEqual(["key.create"]);
 
@@ -349,8 +339,8 @@ describe("rotation", () => {
     const rotated = await api("POST", `/api/v1/keys/${record.id}/rotate`, adminToken(), {});
     expect(rotated.status, JSON.stringify(rotated.body)).toBe(201);
     cacheStale(record);
-    expect(await useKey(product.pathPrefix, oldKey)).toEqual({ status: 401, code: "API_KEY_EXPIRED" });
-    expect(await useKey(product.pathPrefix, rotated.body.key)).toEqual({ status: 200, code: undefined });
+    await expectRefusal(await send(`${product.pathPrefix}/ping`, { key: oldKey }), 401, "API_KEY_EXPIRED", { presented: oldKey, since: "sent" });
+    await expectForwarded(await send(`${product.pathPrefix}/ping`, { key: rotated.body.key }), { keyId: rotated.body.id }, { since: "sent" });
   });
 
   it("the old key works until graceUntil and gets API_KEY_EXPIRED after it", async () => {
@@ -358,8 +348,8 @@ describe("rotation", () => {
     const { key: oldKey, record } = await createKey();
     const rotated = await api("POST", `/api/v1/keys/${record.id}/rotate`, adminToken(), { gracePeriodSeconds: 1 });
     expect(rotated.status).toBe(201);
-    expect(await useKey(product.pathPrefix, oldKey)).toEqual({ status: 200, code: undefined });
+    await expectForwarded(await send(`${product.pathPrefix}/ping`, { key: oldKey }), { keyId: record.id }, { since: "sent" });
     await new Promise((resolve) => setTimeout(resolve, Date.parse(rotated.body.graceUntil) - Date.now() + 50));
-    expect(await useKey(product.pathPrefix, oldKey)).toEqual({ status: 401, code: "API_KEY_EXPIRED" });
+    await expectRefusal(await send(`${product.pathPrefix}/ping`, { key: oldKey }), 401, "API_KEY_EXPIRED", { presented: oldKey, since: "sent" });
   });
 });

@@ -3,9 +3,9 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import migration0004 from "../../migrations/0004_lineage_owner_limits.sql?raw";
 import { adminToken, api } from "../helpers/api";
-import { call, createKey, createProduct, randomClientIp } from "../helpers/harness";
+import { createKey, createProduct, send, settled } from "../helpers/harness";
 import { setClock, storedCounters } from "../helpers/limiter";
-import { stubOrigin } from "../helpers/origin";
+import { useOrigin } from "../helpers/origin";
 
 /**
  * Security review F5: quotas follow the credential, not the key id. A
@@ -13,16 +13,11 @@ import { stubOrigin } from "../helpers/origin";
  * draw from one minute and one day count, during the grace period and after,
  * however often the key is rotated; usage stats follow the lineage.
  */
+useOrigin();
 afterEach(() => {
   vi.restoreAllMocks();
   vi.useRealTimers();
 });
-
-async function callWith(key: string, pathPrefix: string): Promise<number> {
-  const response = await call(`${pathPrefix}/quota`, { headers: { "X-API-Key": key, "CF-Connecting-IP": randomClientIp() } });
-  await response.arrayBuffer();
-  return response.status;
-}
 
 async function rotate(id: string, gracePeriodSeconds: number): Promise<{ id: string; key: string }> {
   const answer = await api("POST", `/api/v1/keys/${id}/rotate`, adminToken(), { gracePeriodSeconds });
@@ -32,13 +27,12 @@ async function rotate(id: string, gracePeriodSeconds: number): Promise<{ id: str
 
 describe("rotation lineage (F5)", () => {
   it("the review's reproduction: rotating five times yields 3 admissions of a 3-per-day quota, not 15", async () => {
-    stubOrigin();
     setClock(new Date(Math.floor(Date.now() / 86_400_000) * 86_400_000 + 3_600_000).toISOString());
     const product = await createProduct({ rateLimitPerDay: 3 });
     let { key, record } = await createKey();
     const statuses: number[] = [];
     for (let round = 0; round < 5; round++) {
-      for (let i = 0; i < 3; i++) statuses.push(await callWith(key, product.pathPrefix));
+      for (let i = 0; i < 3; i++) statuses.push((await settled(send(`${product.pathPrefix}/quota`, { key }))).status);
       const next = await rotate(record.id, 0);
       key = next.key;
       record = { ...record, id: next.id };
@@ -48,13 +42,14 @@ describe("rotation lineage (F5)", () => {
   });
 
   it("during the grace period the old and the new key draw from one minute and one day count", async () => {
-    stubOrigin();
     setClock(new Date(Math.floor(Date.now() / 60_000) * 60_000 + 10_000).toISOString());
     const product = await createProduct({ rateLimitPerMinute: 4, rateLimitPerDay: 1000 });
     const { key: oldKey, record } = await createKey();
-    expect(await callWith(oldKey, product.pathPrefix)).toBe(200);
+    expect((await settled(send(`${product.pathPrefix}/quota`, { key: oldKey }))).status).toBe(200);
     const replacement = await rotate(record.id, 3600);
-    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => callWith(i % 2 === 0 ? oldKey : replacement.key, product.pathPrefix)));
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => (await settled(send(`${product.pathPrefix}/quota`, { key: i % 2 === 0 ? oldKey : replacement.key }))).status),
+    );
     // 4 per minute in all: 1 before the rotation, 3 of the 8 after.
     expect(answers.filter((status) => status === 200)).toHaveLength(3);
     const counters = await storedCounters(`key:${record.id}`);
@@ -65,14 +60,13 @@ describe("rotation lineage (F5)", () => {
   });
 
   it("the replacement's stats show the lineage's counts, and the old key's object state still ends its grace", async () => {
-    stubOrigin();
     const product = await createProduct();
     const { key: oldKey, record } = await createKey();
-    for (let i = 0; i < 2; i++) expect(await callWith(oldKey, product.pathPrefix)).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await settled(send(`${product.pathPrefix}/quota`, { key: oldKey }))).status).toBe(200);
     const replacement = await rotate(record.id, 0);
-    expect(await callWith(replacement.key, product.pathPrefix)).toBe(200);
+    expect((await settled(send(`${product.pathPrefix}/quota`, { key: replacement.key }))).status).toBe(200);
     // Grace 0: the old key is expired at once, though it shares the replacement's object.
-    expect(await callWith(oldKey, product.pathPrefix)).toBe(401);
+    expect((await settled(send(`${product.pathPrefix}/quota`, { key: oldKey }))).status).toBe(401);
 
     const stats = await api("GET", `/api/v1/usage/stats?keyId=${replacement.id}`, adminToken());
     expect(stats.status, JSON.stringify(stats.body)).toBe(200);

@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import * as z from "zod";
 import { app } from "../../src/app";
 import { ERRORS } from "../../src/errors";
-import { openApiPath } from "../../src/routes/openapi";
+import { Hono } from "hono";
+import { buildOpenApiDocument, openApiPath } from "../../src/openapi/document";
+import { describe as describeRoute } from "../../src/openapi/operation";
 import { KeyCreateSchema, ProductCreateSchema, UserCreateSchema } from "../../src/routes/schemas";
 import { adminToken, api } from "../helpers/api";
 import { call, json } from "../helpers/harness";
@@ -124,5 +126,77 @@ describe("GET /openapi.json", () => {
     const { user } = await createUser();
     const answer = await api("GET", `/api/v1/admin/users/${user.id}`, adminToken());
     expect(Object.keys(schemaOf("/api/v1/admin/users/{id}", "get", "200").properties).sort()).toEqual(Object.keys(answer.body).sort());
+  });
+
+  it("names each operation once, and serves this origin as its server", async () => {
+    const document = await fetchDocument();
+    const ids = Object.values<Record<string, { operationId: string }>>(document.paths).flatMap((item) => Object.values(item).map((op) => op.operationId));
+    expect(ids.length).toBe(ownRoutes().length);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toEqual(
+      expect.arrayContaining(["createKey", "listKeys", "getKey", "updateKey", "revokeKey", "rotateKey", "getDashboardFile", "redirectToDashboard"]),
+    );
+    expect(document.servers).toEqual([{ url: "https://gateway.test", description: "This gateway" }]);
+  });
+
+  it("cannot ship an undescribed route: building the document throws, naming it", () => {
+    const bare = new Hono().get("/described", describeRoute({ operationId: "a", summary: "a", responses: [{ status: 200, description: "ok" }] }), (c) =>
+      c.text("ok"),
+    );
+    expect(() => buildOpenApiDocument(bare.routes, { serverUrl: "https://x.test" })).not.toThrow();
+    bare.get("/forgotten", (c) => c.text("no"));
+    expect(() => buildOpenApiDocument(bare.routes, { serverUrl: "https://x.test" })).toThrow(/GET \/forgotten has no describe/);
+    const twice = new Hono()
+      .get("/a", describeRoute({ operationId: "same", summary: "a", responses: [{ status: 200, description: "ok" }] }), (c) => c.text("a"))
+      .get("/b", describeRoute({ operationId: "same", summary: "b", responses: [{ status: 200, description: "ok" }] }), (c) => c.text("b"));
+    expect(() => buildOpenApiDocument(twice.routes, { serverUrl: "https://x.test" })).toThrow(/operationId same is used twice/);
+  });
+
+  it("documents what every route's middleware can answer: 500s everywhere, 413 under the body cap, the throttle's 429 with Retry-After, 401 with WWW-Authenticate", async () => {
+    const document = await fetchDocument();
+    const codes = (op: Record<string, any>, status: string): string[] =>
+      op.responses[status]?.content["application/json"].schema.allOf[1].properties.code.enum ?? [];
+    for (const [path, item] of Object.entries<Record<string, Record<string, any>>>(document.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        const where = `${method} ${path}`;
+        expect(codes(op, "500"), where).toEqual(expect.arrayContaining(["INTERNAL_ERROR", "CONFIG_INVALID"]));
+        for (const response of Object.values<Record<string, any>>(op.responses)) expect(response.headers["X-Request-Id"], where).toBeDefined();
+        // app.ts caps the bodies of login, keys and admin (usage stats reads none).
+        const capped = ["/auth/", "/api/v1/keys", "/api/v1/admin/"].some((prefix) => path.startsWith(prefix));
+        expect(codes(op, "413"), where).toEqual(capped ? ["PAYLOAD_TOO_LARGE"] : []);
+        if (op.security.length > 0) {
+          expect(codes(op, "429"), where).toContain("AUTH_THROTTLED");
+          expect(op.responses["429"].headers["Retry-After"], where).toBeDefined();
+          const byService = op.security.some((scheme: Record<string, unknown>) => "serviceToken" in scheme);
+          expect(codes(op, "401"), where).toEqual(
+            expect.arrayContaining(byService ? ["AUTH_MISSING", "SERVICE_CREDENTIAL_INVALID"] : ["AUTH_MISSING", "API_KEY_INACTIVE", "JWT_EXPIRED"]),
+          );
+          expect(op.responses["401"].headers["WWW-Authenticate"], where).toBeDefined();
+          expect(codes(op, "503"), where).toContain("AUTH_BACKEND_UNAVAILABLE");
+          expect(op.responses["200"] ?? op.responses["201"], where).toHaveProperty("headers.X-Auth-Method");
+        }
+      }
+    }
+    expect(document.paths["/healthz"].get.security).toEqual([]);
+    expect(document.paths["/api/v1/usage/stats"].get.security).toEqual(expect.arrayContaining([{ apiKeyHeader: [] }, { adminToken: [] }]));
+    expect(Object.keys(document.components.securitySchemes).sort()).toEqual(["adminToken", "apiKeyBearer", "apiKeyHeader", "serviceToken", "userJwt"]);
+    expect(document.components.headers).toHaveProperty("RateLimit-Policy");
+    expect(document.paths["/dashboard"].get.responses["301"].headers.Location).toBeDefined();
+  });
+
+  it("answers 405 with Allow for a method an own path does not list, instead of routing it as a product call", async () => {
+    for (const [method, path, allow] of [
+      ["PUT", "/api/v1/keys/some-id", "GET, HEAD, PATCH, DELETE"],
+      ["OPTIONS", "/api/v1/keys", "POST, GET, HEAD"],
+      ["GET", "/auth/login", "POST"],
+      ["DELETE", "/healthz", "GET, HEAD"],
+      ["OPTIONS", "/openapi.json", "GET, HEAD"],
+      ["POST", "/.well-known/jwks.json", "GET, HEAD"],
+    ] as const) {
+      const response = await call(path, { method, headers: adminToken() });
+      expect(response.status, `${method} ${path}`).toBe(405);
+      expect(response.headers.get("Allow"), `${method} ${path}`).toBe(allow);
+      expect((await json(response)).code).toBe("METHOD_NOT_ALLOWED");
+    }
   });
 });

@@ -1,26 +1,27 @@
-import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { app } from "../../src/app";
-import { isGatewayError } from "../../src/errors";
 import { DRAIN_CEILING_BYTES, drainBoundBytes, readBodyWithin } from "../../src/middleware/body-limit";
-import { GATEWAY, json } from "../helpers/harness";
+import { expectRefusal, refusalCode } from "../helpers/expect";
+import { GATEWAY, json, send } from "../helpers/harness";
+import { useOrigin } from "../helpers/origin";
 
 /** keygate's own JSON endpoints refuse bodies over MAX_BODY_BYTES before reading them whole. */
-const smallCapEnv = { ...env, MAX_BODY_BYTES: "64" };
+const smallCap = { MAX_BODY_BYTES: "64" };
 
-async function post(path: string, body: BodyInit, headers: Record<string, string> = {}) {
-  const request = new Request(`${GATEWAY}${path}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } });
-  return app.fetch(request, smallCapEnv, createExecutionContext());
-}
+/** The JSON these endpoints take; a string or a stream body is sent as it is. */
+const JSON_BODY = { "Content-Type": "application/json" };
+
+useOrigin();
 
 describe("own endpoints' body cap", () => {
   it("refuses a login body over MAX_BODY_BYTES with 413 PAYLOAD_TOO_LARGE", async () => {
-    const response = await post("/auth/login", JSON.stringify({ email: "a@example.com", password: "x".repeat(100) }));
-    const body = await json(response);
-    expect(response.status, JSON.stringify(body)).toBe(413);
-    expect(body.code).toBe("PAYLOAD_TOO_LARGE");
-    expect(response.headers.get("content-type")).toContain("application/json");
+    const response = await send("/auth/login", {
+      method: "POST",
+      body: JSON.stringify({ email: "a@example.com", password: "x".repeat(100) }),
+      headers: JSON_BODY,
+      env: smallCap,
+    });
+    await expectRefusal(response, 413, "PAYLOAD_TOO_LARGE");
   });
 
   it("refuses an oversized chunked key-creation body without a Content-Length", async () => {
@@ -31,15 +32,24 @@ describe("own endpoints' body cap", () => {
       },
     });
     const before = await env.DB.prepare("SELECT count(*) AS n FROM api_keys").first<{ n: number }>();
-    const response = await post("/api/v1/keys", stream, { authorization: `Bearer ${env.ADMIN_TOKEN}` });
-    expect(response.status).toBe(413);
-    expect((await json(response)).code).toBe("PAYLOAD_TOO_LARGE");
+    const response = await send("/api/v1/keys", {
+      method: "POST",
+      body: stream,
+      headers: { ...JSON_BODY, authorization: `Bearer ${env.ADMIN_TOKEN}` },
+      env: smallCap,
+    });
+    await expectRefusal(response, 413, "PAYLOAD_TOO_LARGE", { presented: env.ADMIN_TOKEN });
     const after = await env.DB.prepare("SELECT count(*) AS n FROM api_keys").first<{ n: number }>();
     expect(after?.n).toBe(before?.n);
   });
 
   it("still accepts a body within the cap", async () => {
-    const response = await post("/auth/login", JSON.stringify({ email: "nobody@example.com", password: "pw" }));
+    const response = await send("/auth/login", {
+      method: "POST",
+      body: JSON.stringify({ email: "nobody@example.com", password: "pw" }),
+      headers: JSON_BODY,
+      env: smallCap,
+    });
     expect(response.status).toBe(401);
     expect((await json(response)).code).toBe("INVALID_CREDENTIALS");
   });
@@ -73,16 +83,6 @@ function meteredBody(total: number, chunkBytes = 1000) {
   return { stream, meter };
 }
 
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isGatewayError(error)) return error.code;
-    throw error;
-  }
-  throw new Error("expected a refusal");
-}
-
 // F12: an over-cap chunked body is read to its end (up to a bound) before the 413, so the
 // connection it came on stays usable; test/e2e/body-drain.e2e.test.ts shows why under wrangler dev.
 describe("draining an over-cap chunked body", () => {
@@ -96,14 +96,14 @@ describe("draining an over-cap chunked body", () => {
   it("readBodyWithin reads an over-cap body that ends within the bound to its end, then refuses it", async () => {
     const { stream, meter } = meteredBody(3000);
     const request = new Request(`${GATEWAY}/x`, { method: "POST", body: stream });
-    expect(await refusal(readBodyWithin(request, 1024))).toBe("PAYLOAD_TOO_LARGE");
+    expect(await refusalCode(readBodyWithin(request, 1024))).toBe("PAYLOAD_TOO_LARGE");
     expect(meter).toEqual({ pulled: 3000, finished: true, cancelled: false });
   });
 
   it("readBodyWithin cancels a body that goes on past the bound, having read no more than the bound", async () => {
     const { stream, meter } = meteredBody(Infinity);
     const request = new Request(`${GATEWAY}/x`, { method: "POST", body: stream });
-    expect(await refusal(readBodyWithin(request, 1024))).toBe("PAYLOAD_TOO_LARGE");
+    expect(await refusalCode(readBodyWithin(request, 1024))).toBe("PAYLOAD_TOO_LARGE");
     const limit = 1024 + drainBoundBytes(1024);
     expect(meter.cancelled).toBe(true);
     expect(meter.pulled).toBeGreaterThan(limit);
@@ -121,17 +121,15 @@ describe("draining an over-cap chunked body", () => {
 
   it("an own endpoint drains an over-cap chunked body before its 413", async () => {
     const { stream, meter } = meteredBody(200, 50);
-    const response = await post("/auth/login", stream);
-    expect(response.status).toBe(413);
-    expect((await json(response)).code).toBe("PAYLOAD_TOO_LARGE");
+    const response = await send("/auth/login", { method: "POST", body: stream, headers: JSON_BODY, env: smallCap });
+    await expectRefusal(response, 413, "PAYLOAD_TOO_LARGE");
     expect(meter).toEqual({ pulled: 200, finished: true, cancelled: false });
   });
 
   it("an own endpoint cancels a chunked body past the bound, with a JSON 413", async () => {
     const { stream, meter } = meteredBody(Infinity, 50);
-    const response = await post("/auth/login", stream);
-    expect(response.status).toBe(413);
-    expect((await json(response)).code).toBe("PAYLOAD_TOO_LARGE");
+    const response = await send("/auth/login", { method: "POST", body: stream, headers: JSON_BODY, env: smallCap });
+    await expectRefusal(response, 413, "PAYLOAD_TOO_LARGE");
     expect(meter.cancelled).toBe(true);
     expect(meter.pulled).toBeLessThanOrEqual(64 + drainBoundBytes(64) + 3 * 50);
   });
@@ -145,7 +143,7 @@ describe("draining an over-cap chunked body", () => {
         controller.close();
       },
     });
-    const response = await post("/auth/login", stream);
+    const response = await send("/auth/login", { method: "POST", body: stream, headers: JSON_BODY, env: smallCap });
     const body = await json(response);
     expect(response.status, JSON.stringify(body)).toBe(401);
     expect(body.code).toBe("INVALID_CREDENTIALS");

@@ -3,10 +3,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { cacheKeys } from "../../src/auth/key-cache";
 import { applyOwnerLimits } from "../../src/limits/client";
 import { adminToken, api, userToken } from "../helpers/api";
-import { call, createKey, createProduct, randomClientIp } from "../helpers/harness";
+import { createKey, createProduct, send, settled } from "../helpers/harness";
 import { signToken } from "../helpers/jwt";
 import { setClock, storedCounters } from "../helpers/limiter";
-import { stubOrigin } from "../helpers/origin";
+import { useOrigin } from "../helpers/origin";
 import { createUser } from "../helpers/users";
 
 /**
@@ -15,6 +15,7 @@ import { createUser } from "../helpers/users";
  * their JWT, counts against both its own windows and the owner's, in one
  * decision of the owner's object: all or nothing.
  */
+useOrigin();
 afterEach(() => {
   vi.restoreAllMocks();
   vi.useRealTimers();
@@ -30,12 +31,6 @@ async function product(overrides = {}) {
   return createProduct({ rateLimitPerMinute: 1000, rateLimitPerDay: 100_000, ...overrides });
 }
 
-async function callAs(headers: Record<string, string>, pathPrefix: string): Promise<Response> {
-  const response = await call(`${pathPrefix}/owner`, { headers: { ...headers, "CF-Connecting-IP": randomClientIp() } });
-  await response.clone().arrayBuffer();
-  return response;
-}
-
 async function setLimits(userId: string, limits: Record<string, number | null>) {
   const answer = await api("PATCH", `/api/v1/admin/users/${userId}`, adminToken(), limits);
   expect(answer.status, JSON.stringify(answer.body)).toBe(200);
@@ -44,7 +39,6 @@ async function setLimits(userId: string, limits: Record<string, number | null>) 
 
 describe("owner-level limits", () => {
   it("N concurrent calls spread over the owner's keys admit exactly min(N, owner limit)", async () => {
-    stubOrigin();
     freezeClock();
     const { user } = await createUser();
     const p = await product();
@@ -52,7 +46,7 @@ describe("owner-level limits", () => {
     const answer = await setLimits(user.id, { rateLimitPerDay: 7 });
     expect(answer.body).toMatchObject({ rateLimitPerDay: 7, rateLimitPerMinute: null });
 
-    const responses = await Promise.all(Array.from({ length: 24 }, (_, i) => callAs({ "X-API-Key": keys[i % 3]!.key }, p.pathPrefix)));
+    const responses = await Promise.all(Array.from({ length: 24 }, (_, i) => settled(send(`${p.pathPrefix}/owner`, { key: keys[i % 3]!.key }))));
     const statuses = responses.map((response) => response.status);
     expect(statuses.filter((status) => status === 200)).toHaveLength(7);
     expect(statuses.filter((status) => status === 429)).toHaveLength(17);
@@ -68,7 +62,6 @@ describe("owner-level limits", () => {
   });
 
   it("a call refused by the key's own window consumes nothing of the owner's, and the other way round", async () => {
-    stubOrigin();
     freezeClock();
     const { user } = await createUser();
     const p = await product();
@@ -77,13 +70,13 @@ describe("owner-level limits", () => {
     await setLimits(user.id, { rateLimitPerMinute: 5 });
 
     const first = [];
-    for (let i = 0; i < 4; i++) first.push((await callAs({ "X-API-Key": tight.key }, p.pathPrefix)).status);
+    for (let i = 0; i < 4; i++) first.push((await settled(send(`${p.pathPrefix}/owner`, { key: tight.key }))).status);
     expect(first).toEqual([200, 200, 429, 429]);
     let counters = await storedCounters(`user:${user.id}`);
     expect(counters["owner:minute"]?.count).toBe(2);
 
     const second = [];
-    for (let i = 0; i < 5; i++) second.push((await callAs({ "X-API-Key": other.key }, p.pathPrefix)).status);
+    for (let i = 0; i < 5; i++) second.push((await settled(send(`${p.pathPrefix}/owner`, { key: other.key }))).status);
     expect(second).toEqual([200, 200, 200, 429, 429]);
     counters = await storedCounters(`user:${user.id}`);
     expect(counters["owner:minute"]?.count).toBe(5);
@@ -92,7 +85,6 @@ describe("owner-level limits", () => {
   });
 
   it("the user's own JWT counts against the owner's window too", async () => {
-    stubOrigin();
     freezeClock();
     const { user } = await createUser();
     const p = await product();
@@ -100,19 +92,19 @@ describe("owner-level limits", () => {
     await setLimits(user.id, { rateLimitPerDay: 3 });
     const token = { Authorization: `Bearer ${await signToken({ sub: user.id, products: ["*"] })}` };
     const statuses = [];
-    for (const headers of [{ "X-API-Key": key }, token, { "X-API-Key": key }, token]) statuses.push((await callAs(headers, p.pathPrefix)).status);
+    for (const headers of [{ "X-API-Key": key }, token, { "X-API-Key": key }, token])
+      statuses.push((await settled(send(`${p.pathPrefix}/owner`, { headers: headers }))).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
     expect((await storedCounters(`user:${user.id}`))["owner:day"]?.count).toBe(3);
   });
 
   it("X-RateLimit-* report the tighter window; RateLimit-Policy lists every policy", async () => {
-    stubOrigin();
     freezeClock();
     const { user } = await createUser();
     const p = await product({ rateLimitPerMinute: 50, rateLimitPerDay: 500 });
     const { key } = await createKey({ ownerId: user.id });
     await setLimits(user.id, { rateLimitPerMinute: 10, rateLimitPerDay: 1000 });
-    const response = await callAs({ "X-API-Key": key }, p.pathPrefix);
+    const response = await settled(send(`${p.pathPrefix}/owner`, { key: key }));
     expect(response.status).toBe(200);
     expect(response.headers.get("x-ratelimit-limit")).toBe("10");
     expect(response.headers.get("x-ratelimit-remaining")).toBe("9");
@@ -123,46 +115,43 @@ describe("owner-level limits", () => {
   });
 
   it("calls made before the limit was set count against it (the counts move with the key)", async () => {
-    stubOrigin();
     freezeClock();
     const { user } = await createUser();
     const p = await product();
     const { key, record } = await createKey({ ownerId: user.id });
-    for (let i = 0; i < 4; i++) expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
+    for (let i = 0; i < 4; i++) expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(200);
     await setLimits(user.id, { rateLimitPerDay: 5 });
     expect((await storedCounters(`user:${user.id}`))[`lineage:${record.id}:day`]?.count).toBe(4);
-    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
-    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(429);
+    expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(200);
+    expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(429);
 
     // Clearing the limits hands the key's counts back to its own object.
     await setLimits(user.id, { rateLimitPerDay: null });
     const own = await storedCounters(`key:${record.id}`);
     expect(own.day?.count).toBe(5);
-    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
+    expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(200);
     expect((await storedCounters(`key:${record.id}`)).day?.count).toBe(6);
     const stats = await api("GET", `/api/v1/usage/stats?keyId=${record.id}`, adminToken());
     expect(stats.body.keys[0].day.used).toBe(6);
   });
 
   it("an isolate whose cached key row predates the limit is answered 'moved' and still counts in the owner's object", async () => {
-    stubOrigin();
     freezeClock();
     const { user } = await createUser();
     const p = await product();
     const { key, record } = await createKey({ ownerId: user.id });
     // Cache the row as "no owner limits" in this isolate.
-    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
+    expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(200);
     // As another isolate's admin call would: D1 and the objects change, this isolate's cache does not.
     await env.DB.prepare("UPDATE users SET rate_limit_per_day = 3 WHERE id = ?").bind(user.id).run();
     await applyOwnerLimits(env, user.id, { limitPerMinute: null, limitPerDay: 3 }, [record.lineageId]);
     const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push((await callAs({ "X-API-Key": key }, p.pathPrefix)).status);
+    for (let i = 0; i < 4; i++) statuses.push((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status);
     expect(statuses).toEqual([200, 200, 429, 429]);
     expect((await storedCounters(`user:${user.id}`))["owner:day"]?.count).toBe(3);
   });
 
   it("a user's new key inherits the owner's limit: creating keys does not escape it", async () => {
-    stubOrigin();
     freezeClock();
     const { user } = await createUser();
     const p = await product();
@@ -171,41 +160,39 @@ describe("owner-level limits", () => {
     for (let i = 0; i < 3; i++) {
       const created = await api("POST", "/api/v1/keys", await userToken(user), { name: `fresh-${i}` });
       expect(created.status, JSON.stringify(created.body)).toBe(201);
-      statuses.push((await callAs({ "X-API-Key": created.body.key }, p.pathPrefix)).status);
+      statuses.push((await settled(send(`${p.pathPrefix}/owner`, { key: created.body.key }))).status);
     }
     expect(statuses).toEqual([200, 200, 429]);
   });
 
   it("deleting a limited owner revokes their keys at once, also in an isolate whose cached row still counts them in the owner's object", async () => {
-    stubOrigin();
     const { user } = await createUser();
     const p = await product();
     const { key, record } = await createKey({ ownerId: user.id });
     await setLimits(user.id, { rateLimitPerDay: 100 });
-    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
+    expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(200);
     expect((await api("DELETE", `/api/v1/admin/users/${user.id}`, adminToken())).status).toBe(200);
     // Another isolate still holds the row as it was: active, counted in the owner's object.
     cacheKeys(record.prefix, [{ ...record, ownerLimited: true }], 60, Date.now());
-    const refused = await callAs({ "X-API-Key": key }, p.pathPrefix);
+    const refused = await settled(send(`${p.pathPrefix}/owner`, { key: key }));
     expect(refused.status).toBe(401);
     expect(((await refused.json()) as { code: string }).code).toBe("API_KEY_INACTIVE");
   });
 
   it("a key an admin gives to another owner counts where that owner's keys count, in one object call", async () => {
-    stubOrigin();
     freezeClock();
     const { user: limitedOwner } = await createUser();
     const { user: freeOwner } = await createUser();
     const p = await product();
     const { key, record } = await createKey({ ownerId: limitedOwner.id });
     await setLimits(limitedOwner.id, { rateLimitPerDay: 2 });
-    for (let i = 0; i < 2; i++) expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
-    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(429);
+    for (let i = 0; i < 2; i++) expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(200);
+    expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(429);
 
     const moved = await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { ownerId: freeOwner.id });
     expect(moved.status, JSON.stringify(moved.body)).toBe(200);
     // The new owner has no limits: the key counts in its own lineage object again, not redirected through the old owner's.
-    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
+    expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(200);
     expect((await storedCounters(`key:${record.id}`)).day?.count).toBe(1);
     expect((await env.RATE_LIMITER.getByName(`key:${record.id}`).usage()).movedToOwner).toBe(false);
     expect((await storedCounters(`user:${limitedOwner.id}`))["owner:day"]?.count).toBe(2);
@@ -215,8 +202,8 @@ describe("owner-level limits", () => {
     await setLimits(strictOwner.id, { rateLimitPerDay: 2 });
     expect((await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { ownerId: strictOwner.id })).status).toBe(200);
     expect((await storedCounters(`user:${strictOwner.id}`))["owner:day"]?.count).toBe(1);
-    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(200);
-    expect((await callAs({ "X-API-Key": key }, p.pathPrefix)).status).toBe(429);
+    expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(200);
+    expect((await settled(send(`${p.pathPrefix}/owner`, { key: key }))).status).toBe(429);
   });
 
   it("refuses owner limits out of range and from non-admins", async () => {

@@ -18,7 +18,7 @@ import { generateSecrets } from "../../scripts/lib/secrets.mjs";
  */
 
 type Tally = { doCalls: number; doRowsRead: number; doRowsWritten: number; d1Queries: number; d1RowsRead: number; d1RowsWritten: number };
-type Worker = { url: string; dispose(): Promise<void>; mf: { getD1Database(name: string): Promise<unknown> } };
+type Worker = { url: string; dispose(): Promise<void>; mf: Pick<import("miniflare").Miniflare, "getD1Database"> };
 
 const ORIGIN_BODY = JSON.stringify({ ok: true, origin: "bench" });
 let origin: Server;
