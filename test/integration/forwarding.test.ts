@@ -188,7 +188,7 @@ describe("the request the origin receives", () => {
     });
     const input = received.headers.get("signature-input")!;
     expect(input).toMatch(
-      /^keygate=\("@method" "@authority" "@path" "@query" "content-digest" "x-auth-method" "x-auth-key-id" "x-auth-env" "x-auth-scopes" "x-auth-product" "x-request-id"\);created=\d+;nonce="[^"]+";keyid="keygate";alg="hmac-sha256"$/,
+      /^keygate=\("@method" "@authority" "@path" "@query" "content-digest" "x-auth-method" "x-auth-key-id" "x-auth-env" "x-auth-scopes" "x-auth-product" "x-request-id" "x-forwarded-for"\);created=\d+;nonce="[^"]+";keyid="keygate";alg="hmac-sha256"$/,
     );
     const created = Number(/;created=(\d+)/.exec(input)![1]);
     expect(created).toBeGreaterThanOrEqual(before);
