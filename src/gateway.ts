@@ -123,13 +123,7 @@ async function admitCall(env: Env, config: Config, request: Request, call: CallC
 }
 
 async function routeProduct(db: D1Database, config: Config, path: string, now: number): Promise<Product> {
-  let products: Product[];
-  try {
-    products = await loadProducts(db, config.productCacheTtlSeconds, now);
-  } catch (error) {
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { cause: error, context: { event: "product_lookup_failed" } });
-  }
-  const product = matchProduct(products, path);
+  const product = matchProduct(await loadProducts(db, config.productCacheTtlSeconds, now), path);
   if (!product) throw new GatewayError("ROUTE_NOT_FOUND");
   return product;
 }

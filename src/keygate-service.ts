@@ -17,11 +17,11 @@ import { verifyKey } from "./verify";
  */
 export class KeygateService extends WorkerEntrypoint<Env> {
   async verify(input: unknown): Promise<VerifyAnswer> {
-    const config = getConfig(this.env);
     const parsed = VerifyRequestSchema.safeParse(input);
     if (!parsed.success) throw rpcError("VALIDATION_FAILED", "The verify request is invalid", { fields: fieldErrors(parsed.error.issues) });
     try {
-      return await verifyKey(this.env, config, parsed.data, crypto.randomUUID(), Date.now());
+      // Inside the try: a misconfigured gateway is a coded CONFIG_INVALID to the caller too.
+      return await verifyKey(this.env, getConfig(this.env), parsed.data, crypto.randomUUID(), Date.now());
     } catch (error) {
       if (isGatewayError(error)) throw rpcError(error.code, error.message);
       throw error;

@@ -14,10 +14,9 @@
  * refused with AUTH_THROTTLED.
  */
 import { verifyCredential } from "./auth/authenticate";
-import { ipRefusal } from "./auth/authorize";
+import { accessRefusal } from "./auth/authorize";
 import { extractCredential } from "./auth/credentials";
 import type { Principal } from "./auth/principal";
-import { missingScope } from "./auth/scopes";
 import type { Config } from "./config";
 import type { Product } from "./db/products";
 import type { Env } from "./env";
@@ -48,7 +47,7 @@ export async function verifyKey(env: Env, config: Config, input: VerifyRequest, 
     return refused(error);
   }
 
-  const refusal = callRefusal(principal, product, input);
+  const refusal = accessRefusal(principal, { product, clientIp, neededScopes: input.scopes ?? [] });
   const check = limitCheck(principal, product, config, requestId);
   // A call refused after authentication is only reported, never counted (as for product calls).
   const result = await countCall(env, config, principal, { ...check, consume: refusal === undefined && input.consume !== false });
@@ -65,27 +64,8 @@ export async function verifyKey(env: Env, config: Config, input: VerifyRequest, 
   return answer(principal, decided, result);
 }
 
-/** The checks after authentication, in the SPEC's order: the product's accepted methods, IP allowlist, product access, scopes. */
-function callRefusal(principal: KeyPrincipal, product: Product | undefined, input: VerifyRequest): GatewayError | undefined {
-  if (product && !product.authMethods.includes("api_key")) {
-    return new GatewayError("AUTH_METHOD_NOT_ALLOWED", { message: "This product does not accept API keys" });
-  }
-  const ipRefused = ipRefusal(principal, input.ip ?? null);
-  if (ipRefused) return ipRefused;
-  const products = principal.key.products;
-  if (product && !products.includes("*") && !products.includes(product.slug)) return new GatewayError("API_KEY_PRODUCT_FORBIDDEN");
-  const missing = missingScope(principal.key.scopes, input.scopes ?? []);
-  if (missing !== undefined) return new GatewayError("API_KEY_SCOPE_MISSING", { details: { requiredScope: missing } });
-  return undefined;
-}
-
 async function productNamed(db: D1Database, config: Config, slug: string, now: number): Promise<Product> {
-  let products: Product[];
-  try {
-    products = await loadProducts(db, config.productCacheTtlSeconds, now);
-  } catch (error) {
-    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { cause: error, context: { event: "product_lookup_failed" } });
-  }
+  const products = await loadProducts(db, config.productCacheTtlSeconds, now);
   const product = products.find((candidate) => candidate.slug === slug);
   if (!product) throw new GatewayError("NOT_FOUND", { message: `No product has the slug ${slug}` });
   return product;

@@ -24,29 +24,45 @@ export interface CallContext {
 }
 
 /**
- * The checks after authentication, in the SPEC's order: IP allowlist →
- * product access → scopes. Returns the refusal rather than throwing it: the
- * caller still asks the rate limiter for headers (without consuming) first.
+ * The checks after authentication, in the SPEC's order: the product's
+ * accepted credential kinds → IP allowlist → product access → scopes.
+ * Returns the refusal rather than throwing it: the caller still asks the
+ * rate limiter for headers (without consuming) first.
  */
 export function authorizeCall(principal: Principal, call: CallContext): GatewayError | undefined {
-  if (!call.product.authMethods.includes(principal.method as AuthMethod)) {
+  return accessRefusal(principal, {
+    product: call.product,
+    clientIp: call.clientIp,
+    neededScopes: requiredScopes(call.product.scopeRules, call.method, call.relativePath, {
+      caseSensitive: call.product.caseSensitiveRules,
+      strictTrailingSlash: call.product.strictTrailingSlash,
+    }),
+  });
+}
+
+export interface Access {
+  /** The product called, if the door names one (the verify API may not). */
+  product: Product | undefined;
+  clientIp: string | null;
+  /** The scopes the call needs: from the product's scope rules, or named by the verify API's caller. */
+  neededScopes: readonly string[];
+}
+
+/** The same checks for every door that admits a call: product calls (above) and the verify API (src/verify.ts). */
+export function accessRefusal(principal: Principal, access: Access): GatewayError | undefined {
+  const { product } = access;
+  if (product && !product.authMethods.includes(principal.method as AuthMethod)) {
     return new GatewayError("AUTH_METHOD_NOT_ALLOWED", {
       message: `This product does not accept ${principal.method === "api_key" ? "API keys" : "JWTs"}`,
     });
   }
-  const ipRefused = ipRefusal(principal, call.clientIp);
+  const ipRefused = ipRefusal(principal, access.clientIp);
   if (ipRefused) return ipRefused;
   const products = principalProducts(principal);
-  if (!products.includes("*") && !products.includes(call.product.slug)) {
+  if (product && !products.includes("*") && !products.includes(product.slug)) {
     return new GatewayError("API_KEY_PRODUCT_FORBIDDEN");
   }
-  const missing = missingScope(
-    principalScopes(principal),
-    requiredScopes(call.product.scopeRules, call.method, call.relativePath, {
-      caseSensitive: call.product.caseSensitiveRules,
-      strictTrailingSlash: call.product.strictTrailingSlash,
-    }),
-  );
+  const missing = missingScope(principalScopes(principal), access.neededScopes);
   if (missing !== undefined) {
     return new GatewayError(principal.method === "api_key" ? "API_KEY_SCOPE_MISSING" : "JWT_SCOPE_MISSING", {
       details: { requiredScope: missing },

@@ -2,6 +2,8 @@ import type { Config } from "../config";
 import { findServiceTokenByPrefix, type ServiceTokenRecord } from "../db/service-tokens";
 import { GatewayError } from "../errors";
 import { BoundedLru } from "../bounded-lru";
+import { extractCredential } from "./credentials";
+import { NEGATIVE_CACHE_TTL_MS } from "./key-cache";
 import { fromHex, hashKey, randomString, sha256, ALPHANUMERIC } from "./key-format";
 
 /**
@@ -41,16 +43,21 @@ async function lookup(db: D1Database, config: Config, prefix: string, now: numbe
   } catch (error) {
     throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { cause: error, context: { event: "service_token_lookup_failed" } });
   }
-  // An unknown prefix is remembered briefly only, so a token just issued works almost at once.
-  const ttlMs = token ? config.keyCacheTtlSeconds * 1000 : Math.min(2_000, config.keyCacheTtlSeconds * 1000);
+  // An unknown prefix is remembered briefly only (as for keys), so a token just issued works almost at once.
+  const ttlMs = token ? config.keyCacheTtlSeconds * 1000 : Math.min(NEGATIVE_CACHE_TTL_MS, config.keyCacheTtlSeconds * 1000);
   if (ttlMs > 0) cache.set(prefix, { token, expiresAt: now + ttlMs });
   return token;
 }
 
-/** The service behind an Authorization: Bearer header, or SERVICE_CREDENTIAL_INVALID (401). */
+/**
+ * The service behind an Authorization header: parsed as every credential is
+ * (AUTH_MISSING, AUTH_HEADER_MALFORMED), then SERVICE_CREDENTIAL_INVALID (401)
+ * for anything that is not a working service credential.
+ */
 export async function verifyServiceToken(authorization: string | null, db: D1Database, config: Config, now: number): Promise<ServiceTokenRecord> {
-  if (authorization === null) throw new GatewayError("AUTH_MISSING", { message: "Send the service credential as Authorization: Bearer kgsvc_…" });
-  const presented = /^Bearer +(\S+)$/i.exec(authorization.trim())?.[1] ?? "";
+  // No key formats: whatever the Bearer token is, it is judged here as a service credential.
+  const credential = extractCredential(null, authorization, []);
+  const presented = credential.kind === "jwt" ? credential.token : credential.key;
   const prefix = SHAPE.exec(presented)?.[1];
   if (!prefix) throw new GatewayError("SERVICE_CREDENTIAL_INVALID", { message: "This is not a service credential (kgsvc_…)" });
   const token = await lookup(db, config, prefix, now);

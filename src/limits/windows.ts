@@ -101,6 +101,18 @@ export function windowCounts(now: number, limits: Pick<LimitCheck, "limitPerMinu
   return { minute: windowState(now, limits.limitPerMinute, minuteUsed, MINUTE_MS), day: windowState(now, limits.limitPerDay, dayUsed, DAY_MS) };
 }
 
+/** Every header a counted call's answer can carry about its limits (rateLimitHeaders, and X-RateLimit-Enforced when fail-open). */
+export const RATE_LIMIT_HEADERS = [
+  "X-RateLimit-Limit",
+  "X-RateLimit-Remaining",
+  "X-RateLimit-Reset",
+  "X-RateLimit-Daily-Limit",
+  "X-RateLimit-Daily-Remaining",
+  "X-RateLimit-Enforced",
+  "RateLimit",
+  "RateLimit-Policy",
+] as const;
+
 /** The window with less room left (the owner's, when it binds sooner). */
 function tighter(own: WindowState, owner: WindowState | undefined): WindowState {
   return owner && owner.remaining < own.remaining ? owner : own;

@@ -21,7 +21,7 @@ export const requireService = () =>
     }),
     {
       security: [{ serviceToken: [] }],
-      errors: ["AUTH_THROTTLED", "AUTH_MISSING", "SERVICE_CREDENTIAL_INVALID", "AUTH_BACKEND_UNAVAILABLE"],
+      errors: ["AUTH_THROTTLED", "AUTH_MISSING", "AUTH_HEADER_MALFORMED", "SERVICE_CREDENTIAL_INVALID", "AUTH_BACKEND_UNAVAILABLE"],
       headers: [
         { name: "X-Auth-Method", on: "success" },
         { name: "Retry-After", on: ["AUTH_THROTTLED"] },

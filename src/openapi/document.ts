@@ -1,5 +1,6 @@
 import { TrieRouter } from "hono/router/trie-router";
 import { ERRORS, type ErrorCode } from "../errors";
+import type { RATE_LIMIT_HEADERS } from "../limits/windows";
 import * as z from "../zod";
 import { docOf, mergeDocs, type HeaderName, type HeaderUse, type OperationDoc } from "./operation";
 
@@ -99,17 +100,7 @@ export const HEADERS: Record<HeaderName | ProductHeaderName, { description: stri
   "RateLimit-Policy": { description: 'Product calls, IETF draft: the policies, e.g. "minute";q=3;w=60, "day";q=1000;w=86400', schema: { type: "string" } },
 };
 
-export const PRODUCT_HEADERS = [
-  "X-RateLimit-Limit",
-  "X-RateLimit-Remaining",
-  "X-RateLimit-Reset",
-  "X-RateLimit-Daily-Limit",
-  "X-RateLimit-Daily-Remaining",
-  "X-RateLimit-Enforced",
-  "RateLimit",
-  "RateLimit-Policy",
-] as const;
-type ProductHeaderName = (typeof PRODUCT_HEADERS)[number];
+type ProductHeaderName = (typeof RATE_LIMIT_HEADERS)[number];
 
 const WWW_AUTHENTICATE: HeaderUse = { name: "WWW-Authenticate", on: "all" };
 

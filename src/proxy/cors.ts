@@ -18,6 +18,7 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app-env";
 import type { Product } from "../db/products";
+import { RATE_LIMIT_HEADERS } from "../limits/windows";
 import { documented } from "../openapi/operation";
 import { GatewayError } from "../errors";
 
@@ -26,20 +27,7 @@ export const ANY_ORIGIN = "*";
 /** How long a browser may reuse a preflight: short, so a narrowed list bites soon (actual answers are checked at once anyway). */
 export const PREFLIGHT_MAX_AGE_SECONDS = 600;
 /** What a page may read of an answer: the request id, how it was authenticated and the limits. */
-export const EXPOSED_HEADERS = [
-  "X-Request-Id",
-  "X-Auth-Method",
-  "X-RateLimit-Limit",
-  "X-RateLimit-Remaining",
-  "X-RateLimit-Reset",
-  "X-RateLimit-Daily-Limit",
-  "X-RateLimit-Daily-Remaining",
-  "X-RateLimit-Enforced",
-  "RateLimit",
-  "RateLimit-Policy",
-  "Retry-After",
-  "WWW-Authenticate",
-] as const;
+export const EXPOSED_HEADERS = ["X-Request-Id", "X-Auth-Method", ...RATE_LIMIT_HEADERS, "Retry-After", "WWW-Authenticate"] as const;
 
 /** A preflight's answer depends on all three request headers. */
 const PREFLIGHT_VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";

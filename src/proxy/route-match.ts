@@ -1,4 +1,5 @@
 import { listProducts, type Product } from "../db/products";
+import { GatewayError } from "../errors";
 
 /**
  * Product routing: the product with the longest path_prefix that the path
@@ -30,9 +31,15 @@ export function relativePath(product: Product, path: string): string {
 // The product list, cached per isolate for PRODUCT_CACHE_TTL_SECONDS (edits in this isolate clear it at once).
 let cached: { products: Product[]; expiresAt: number } | undefined;
 
+/** The product list; D1 down is AUTH_BACKEND_UNAVAILABLE (503), never a "no such route". */
 export async function loadProducts(db: D1Database, ttlSeconds: number, now: number): Promise<Product[]> {
   if (cached && cached.expiresAt > now) return cached.products;
-  const products = await listProducts(db);
+  let products: Product[];
+  try {
+    products = await listProducts(db);
+  } catch (error) {
+    throw new GatewayError("AUTH_BACKEND_UNAVAILABLE", { cause: error, context: { event: "product_lookup_failed" } });
+  }
   cached = { products, expiresAt: now + ttlSeconds * 1000 };
   return products;
 }

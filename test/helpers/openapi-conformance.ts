@@ -63,7 +63,7 @@ function validatorFor(operation: Operation, status: string, mediaType: string): 
   return validate;
 }
 
-/** keygate's own headers: the document's components.headers, less the product-call ones an own answer never carries. */
+/** Every header keygate sets (the document's components.headers): an own answer may carry only those its status documents. */
 const KEYGATE_HEADERS = Object.keys(HEADERS).map((name) => name.toLowerCase());
 
 /** Throws, naming what the document misses, when an own endpoint's answer does not conform. */

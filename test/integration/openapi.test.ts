@@ -7,7 +7,7 @@ import { buildOpenApiDocument, openApiPath } from "../../src/openapi/document";
 import { describe as describeRoute } from "../../src/openapi/operation";
 import { KeyCreateSchema, ProductCreateSchema, UserCreateSchema } from "../../src/routes/schemas";
 import { adminToken, api } from "../helpers/api";
-import { call, json } from "../helpers/harness";
+import { call, createKey, json } from "../helpers/harness";
 import { createUser } from "../helpers/users";
 
 async function fetchDocument(): Promise<Record<string, any>> {
@@ -108,7 +108,8 @@ describe("GET /openapi.json", () => {
       const parameters = Object.fromEntries(get.parameters.map((parameter: { name: string }) => [parameter.name, parameter]));
       expect(parameters.cursor, `${path} cursor`).toMatchObject({ in: "query", required: false, schema: { type: "string" } });
       expect(parameters.cursor.schema.description, path).toContain("nextCursor");
-      expect(parameters.limit, `${path} limit`).toMatchObject({ in: "query", required: false });
+      // Interop defect 1.3: an integer, as a typed client sends it (`?limit=5`), not a digit string.
+      expect(parameters.limit, `${path} limit`).toMatchObject({ in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 200 } });
       expect(get.responses["400"].content["application/json"].schema.allOf[1].properties.code.enum, path).toEqual(["VALIDATION_FAILED"]);
       const answer = get.responses["200"].content["application/json"].schema;
       expect(answer.required, path).toEqual(expect.arrayContaining([list, "nextCursor"]));
@@ -126,6 +127,15 @@ describe("GET /openapi.json", () => {
     const { user } = await createUser();
     const answer = await api("GET", `/api/v1/admin/users/${user.id}`, adminToken());
     expect(Object.keys(schemaOf("/api/v1/admin/users/{id}", "get", "200").properties).sort()).toEqual(Object.keys(answer.body).sort());
+  });
+
+  it("documents the rotate body as optional, as keygate accepts none (interop defect 1.2)", async () => {
+    const document = await fetchDocument();
+    expect(document.paths["/api/v1/keys/{id}/rotate"].post.requestBody.required).toBe(false);
+    expect(document.paths["/api/v1/keys"].post.requestBody.required).toBe(true);
+    const { record } = await createKey({ products: ["*"] });
+    const rotated = await call(`/api/v1/keys/${record.id}/rotate`, { method: "POST", headers: adminToken() });
+    expect(rotated.status).toBe(201);
   });
 
   it("names each operation once, and serves this origin as its server", async () => {

@@ -61,6 +61,8 @@ describe("service credentials", () => {
     const { key } = await createKey({ products: ["*"] });
     const cases: [Record<string, string>, number, string][] = [
       [{}, 401, "AUTH_MISSING"],
+      // Parsed as every credential header is.
+      [{ Authorization: "Basic a2V5Z2F0ZQ==" }, 401, "AUTH_HEADER_MALFORMED"],
       [adminToken(), 401, "SERVICE_CREDENTIAL_INVALID"],
       [token, 401, "SERVICE_CREDENTIAL_INVALID"],
       [{ Authorization: `Bearer kgsvc_${"a".repeat(12)}_${"b".repeat(40)}` }, 401, "SERVICE_CREDENTIAL_INVALID"],

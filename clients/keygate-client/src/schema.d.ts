@@ -698,7 +698,7 @@ export interface operations {
           };
         };
       };
-      /** @description AUTH_MISSING: No credentials provided; SERVICE_CREDENTIAL_INVALID: The service credential is invalid */
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; SERVICE_CREDENTIAL_INVALID: The service credential is invalid */
       401: {
         headers: {
           "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -708,7 +708,7 @@ export interface operations {
         content: {
           "application/json": components["schemas"]["Error"] & {
             /** @enum {string} */
-            code?: "AUTH_MISSING" | "SERVICE_CREDENTIAL_INVALID";
+            code?: "AUTH_MISSING" | "AUTH_HEADER_MALFORMED" | "SERVICE_CREDENTIAL_INVALID";
           };
         };
       };
