@@ -41,7 +41,12 @@ CREATE TABLE products (
   case_sensitive_rules  INTEGER NOT NULL DEFAULT 0 CHECK (case_sensitive_rules IN (0, 1)),
   strict_trailing_slash INTEGER NOT NULL DEFAULT 0 CHECK (strict_trailing_slash IN (0, 1)),
   -- Browser origins admitted cross-origin: JSON array of exact origins, or ["*"]; [] = none (0006).
-  cors_origins          TEXT NOT NULL DEFAULT '[]'
+  cors_origins          TEXT NOT NULL DEFAULT '[]',
+  -- Pricing (0009): JSON array of {method?, path?, cost}, the first match prices a call (else 1);
+  -- the response header the origin reports metered usage in; the least balance a metered call needs.
+  cost_rules            TEXT NOT NULL DEFAULT '[]',
+  usage_header          TEXT,
+  usage_reserve         INTEGER NOT NULL DEFAULT 1
 );
 
 -- API keys. Only the SHA-256 of a key is stored; the plaintext is shown once.
@@ -88,6 +93,7 @@ CREATE TABLE usage_daily (
   key_id TEXT NOT NULL,   -- api key lineage id (the first key of a rotation chain), or the limiter name of a JWT caller
   day    TEXT NOT NULL,   -- YYYY-MM-DD (UTC)
   count  INTEGER NOT NULL,
+  credits_used INTEGER NOT NULL DEFAULT 0,  -- credits used that day: costs at admission plus reported usage (0009)
   PRIMARY KEY (key_id, day)
 ) WITHOUT ROWID;
 
@@ -122,3 +128,37 @@ CREATE TABLE service_tokens (
 );
 -- The admin list: oldest first.
 CREATE INDEX service_tokens_created ON service_tokens (created_at, id);
+
+-- Webhook endpoints (0008): where signed events are delivered. `secret` is the
+-- Standard Webhooks signing secret ("whsec_" + base64), stored as it is because
+-- every delivery is signed with it (a hash could not sign); shown once, when the
+-- endpoint is created or its secret rotated, never in a list.
+CREATE TABLE webhook_endpoints (
+  id          TEXT PRIMARY KEY,
+  url         TEXT NOT NULL,                 -- https (http only for localhost / 127.0.0.1)
+  description TEXT,
+  secret      TEXT NOT NULL,                 -- "whsec_" + base64 of 32 random bytes
+  events      TEXT NOT NULL DEFAULT '["*"]', -- JSON list of event types; ["*"] (or []) = every type
+  enabled     INTEGER NOT NULL DEFAULT 1,    -- 0: nothing is delivered, pending deliveries are dropped
+  created_at  TEXT NOT NULL,
+  updated_at  TEXT NOT NULL,
+  created_by  TEXT NOT NULL                  -- the admin's actor name, as in the audit log
+);
+-- The admin list: oldest first.
+CREATE INDEX webhook_endpoints_created ON webhook_endpoints (created_at, id);
+
+-- Every event the queue consumer has fanned out, by its id (a hash of type,
+-- subject and period): an id already here is not inserted again, so an event
+-- published twice is delivered once (0008).
+CREATE TABLE webhook_events (
+  id         TEXT PRIMARY KEY,   -- "evt_" + 32 hex: every delivery's webhook-id
+  type       TEXT NOT NULL,
+  subject    TEXT NOT NULL,      -- e.g. "key:<lineage id>", "user:<id>"
+  period     TEXT NOT NULL,      -- what the event is unique in for its subject (a day, an expiry, …)
+  created_at TEXT NOT NULL
+) WITHOUT ROWID;
+-- The key.expiring scan skips keys already warned of: (subject, period) of an event (0008).
+CREATE INDEX webhook_events_subject ON webhook_events (subject, period);
+
+-- The hourly key.expiring scan: active keys by expiry, soonest first (0008).
+CREATE INDEX api_keys_expiring ON api_keys (expires_at) WHERE status = 'active' AND expires_at IS NOT NULL;

@@ -250,7 +250,7 @@ async function main() {
       console.log(`  (load ${loads.at(-1)})`);
     }
 
-    const costs = await costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malformedMix });
+    const costs = await costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malformedMix, adminToken: secrets.ADMIN_TOKEN });
     // (h) alone: the memory it measures is not shared with the other contenders.
     for (const worker of started.splice(0).reverse()) await worker.dispose();
     const memory = settings.manyKeys > 0 && wanted('h') ? await manyKeysScenario(keygate) : null;
@@ -307,7 +307,7 @@ async function main() {
  * its Worker (never the timed one): Durable Object calls, rows read and
  * written in the objects, D1 queries and rows, then priced.
  */
-async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malformedMix }) {
+async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malformedMix, adminToken }) {
   const all = [
     {
       id: 'b2',
@@ -325,6 +325,13 @@ async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malf
     },
     { id: 'e', label: 'keygate, ES256 JWT', reuse: 'c', mix: jwtMix, check: keygateAnswer('jwt') },
     { id: 'f', label: 'keygate, refused at format (401)', reuse: 'c', mix: malformedMix, check: formatRefusal },
+    {
+      id: 'c-credits',
+      label: 'keygate, warm API key with credits',
+      build: async () => creditEveryKey(await keygate({}, meteredWorker('keygate', bundle, ['RateLimiter'])), adminToken),
+      mix: keyMix,
+      check: creditedAnswer,
+    },
     {
       id: 'd',
       label: 'keygate, cold API key',
@@ -378,6 +385,24 @@ async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malf
   return costs;
 }
 
+/** Gives every seeded key a balance no run can spend (set through the admin API, as an operator would). */
+async function creditEveryKey(worker, adminToken) {
+  const { results } = await (await worker.mf.getD1Database('DB')).prepare('SELECT id FROM api_keys').all();
+  for (const { id } of results) {
+    const response = await fetch(`${worker.url}/api/v1/keys/${id}/credits`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ balance: 1_000_000_000 }),
+    });
+    if (response.status !== 200) throw new Error(`crediting key ${id}: ${response.status} ${await response.text()}`);
+  }
+  return worker;
+}
+
+/** A warm key's answer that drew on credits. */
+const creditedAnswer = (status, body, headers) =>
+  keygateAnswer('api_key')(status, body, headers) ?? (headers['x-credits-remaining'] === undefined ? 'no X-Credits-Remaining' : null);
+
 /** The issue's targets, each on numbers from this run: medians of round-by-round ratios. */
 function judgeTargets(samples, rows, costs) {
   const of = (id) => samples[id]?.samples ?? [];
@@ -415,6 +440,14 @@ function judgeTargets(samples, rows, costs) {
       target: 1,
       atMost: true,
       wrong: costWrong('c'),
+    }),
+    target({
+      id: 'rows-written-per-admission-with-credits',
+      metric: 'DO rows written per admitted call drawing on credits (c-credits, counted)',
+      value: cost('c-credits')?.doRowsWritten ?? null,
+      target: 1,
+      atMost: true,
+      wrong: costWrong('c-credits'),
     }),
     target({
       id: 'warm-path-cost',

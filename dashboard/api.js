@@ -105,6 +105,10 @@ export const api = {
   revokeKey: (id) => send('DELETE', `/api/v1/keys/${encodeURIComponent(id)}`),
   rotateKey: (id, gracePeriodSeconds) => send('POST', `/api/v1/keys/${encodeURIComponent(id)}/rotate`, { gracePeriodSeconds }),
   usage: () => send('GET', '/api/v1/usage/stats'),
+  // A key's credits (its rotation's one balance); only admins change them. A set replaces balance, refill and lowThreshold.
+  setKeyCredits: (id, setting) => send('PUT', `/api/v1/keys/${encodeURIComponent(id)}/credits`, setting),
+  topUpKeyCredits: (id, amount) => send('POST', `/api/v1/keys/${encodeURIComponent(id)}/credits/top-up`, { amount }),
+  removeKeyCredits: (id) => send('DELETE', `/api/v1/keys/${encodeURIComponent(id)}/credits`),
   listProducts: (cursor) => send('GET', `/api/v1/admin/products${query({ cursor })}`),
   createProduct: (fields) => send('POST', '/api/v1/admin/products', fields),
   listUsers: (cursor, limit) => send('GET', `/api/v1/admin/users${query({ cursor, limit })}`),

@@ -524,6 +524,7 @@ function renderUsage() {
   renderMeter('minute', entry.minute, `resets in ${entry.minute.resetSeconds ?? '?'} s`);
   renderMeter('day', entry.day, 'resets at 00:00 UTC');
   byId('usage-chart').replaceChildren(usageChart(fillDays(entry.last30Days ?? [])));
+  renderCredits(entry);
 }
 
 /** @param {"minute" | "day"} name @param {{limit: number, used: number, remaining: number}} window @param {string} note */
@@ -536,6 +537,112 @@ function renderMeter(name, window, note) {
 }
 
 byId('usage-key').addEventListener('change', renderUsage);
+
+// ---- credits (the selected key's balance; admins change it) --------------------
+
+/** "every day (00:00 UTC)" or "every month on day 15 (UTC)". @param {{interval: string, dayOfMonth?: number}} refill */
+function refillText(refill) {
+  return refill.interval === 'month' ? `every month on day ${refill.dayOfMonth ?? 1} (UTC)` : 'every day (00:00 UTC)';
+}
+
+/** The balance, its refill and the credits used per day (stats' last30Days[].creditsUsed). */
+function renderCredits(entry) {
+  const credits = entry.credits ?? null;
+  const meter = byId('credits-meter');
+  meter.hidden = credits === null;
+  byId('credits-remove').hidden = credits === null;
+  const refill = byId('credits-refill');
+  if (credits === null) {
+    byId('credits-text').textContent = 'No credit balance: only rate limits apply.';
+    refill.hidden = true;
+  } else {
+    // More is better: the optimum is a full balance, and at or below the low threshold is the warning region.
+    meter.max = Math.max(credits.quota, 1);
+    meter.optimum = meter.max;
+    meter.high = meter.max;
+    meter.low = credits.lowThreshold ?? 0;
+    meter.value = Math.max(credits.balance, 0);
+    const low = credits.lowThreshold === null ? '' : `; low at ${credits.lowThreshold}`;
+    byId('credits-text').textContent = `${credits.balance} of ${credits.quota} credits left, ${credits.usedToday} used today${low}`;
+    refill.replaceChildren(
+      ...(credits.refill
+        ? [`Refills to ${credits.refill.amount} ${refillText(credits.refill)}; next refill `, when(credits.nextRefillAt)]
+        : ['No refill: only a top-up adds credits.']),
+    );
+    refill.hidden = false;
+  }
+  const days = (entry.last30Days ?? []).filter((day) => day.creditsUsed > 0);
+  const used = byId('credits-used-text');
+  used.textContent = `Credits used per UTC day: ${days.map((day) => `${day.date.slice(5)}: ${day.creditsUsed}`).join(', ')}`;
+  used.hidden = days.length === 0;
+  fillCreditsForm(credits);
+}
+
+/** The set form starts from the balance as it is, since a set replaces every field. */
+function fillCreditsForm(credits) {
+  const form = /** @type {HTMLFormElement} */ (byId('credits-set-form'));
+  form.elements.balance.value = credits ? Math.max(credits.balance, 0) : '';
+  form.elements.interval.value = credits?.refill?.interval ?? '';
+  form.elements.refillAmount.value = credits?.refill?.amount ?? '';
+  form.elements.dayOfMonth.value = credits?.refill?.dayOfMonth ?? '';
+  form.elements.lowThreshold.value = credits?.lowThreshold ?? '';
+  byId('credits-top-up-form').reset();
+  refillFieldsFollowInterval();
+}
+
+/** Refill amount is needed with a refill; the day of month only for a monthly one. */
+function refillFieldsFollowInterval() {
+  const form = /** @type {HTMLFormElement} */ (byId('credits-set-form'));
+  const interval = form.elements.interval.value;
+  form.elements.refillAmount.disabled = interval === '';
+  form.elements.refillAmount.required = interval !== '';
+  form.elements.dayOfMonth.disabled = interval !== 'month';
+}
+
+byId('credits-set-form').elements.interval.addEventListener('change', refillFieldsFollowInterval);
+
+/** An admin's change to the selected key's credits, then the usage re-read (a rotation's keys share the balance). */
+function changeCredits(change, done) {
+  const entry = state.usage.get(byId('usage-key').value);
+  if (!entry) return;
+  run(async () => {
+    await change(entry.id);
+    await loadUsage();
+    showStatus(done(entry));
+  });
+}
+
+byId('credits-set-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = /** @type {HTMLFormElement} */ (event.currentTarget);
+  const interval = form.elements.interval.value;
+  const dayOfMonth = optionalNumber(form.elements.dayOfMonth.value);
+  const setting = {
+    balance: Number(form.elements.balance.value),
+    refill: interval === '' ? null : { amount: Number(form.elements.refillAmount.value), interval, ...(dayOfMonth === null ? {} : { dayOfMonth }) },
+    lowThreshold: optionalNumber(form.elements.lowThreshold.value),
+  };
+  changeCredits(
+    (id) => api.setKeyCredits(id, setting),
+    (entry) => `Credits of ${entry.prefix} set to ${setting.balance}.`,
+  );
+});
+
+byId('credits-top-up-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const amount = Number(/** @type {HTMLFormElement} */ (event.currentTarget).elements.amount.value);
+  changeCredits(
+    (id) => api.topUpKeyCredits(id, amount),
+    (entry) => `Added ${amount} credits to ${entry.prefix}.`,
+  );
+});
+
+byId('credits-remove').addEventListener('click', () =>
+  changeCredits(
+    (id) => api.removeKeyCredits(id),
+    (entry) => `Credit balance of ${entry.prefix} removed: only rate limits apply.`,
+  ),
+);
 
 // ---- admin: products, users, audit ------------------------------------------
 

@@ -27,14 +27,26 @@ Usage: npm run keygate -- <command> [options]
               a key for an owner inherits the owner's products and scopes.
   keys revoke KEY_ID
   keys rotate KEY_ID [--grace SECONDS]
+  keys credits KEY_ID
+              Show the key's credits (its rotation's shared balance).
+  keys credits KEY_ID --set N [--refill-amount N --refill-interval day|month [--refill-day D]] [--low N]
+              Set the balance; a set replaces the refill and low threshold (absent = none).
+  keys credits KEY_ID --top-up N
+  keys credits KEY_ID --remove
+              Back to no balance: only the rate limits apply.
   products list [--limit N] [--cursor C] [--all]
   products create --slug SLUG --name NAME --prefix /path --origin URL [--test-origin URL]
               [--strip-prefix] [--auth api_key,jwt] [--error-format detailed|compact]
               [--per-minute N] [--per-day N] [--cors https://app.example.com,…|*]
+              [--cost-rule METHOD:PATH=COST]… [--usage-header NAME [--usage-reserve N]]
+              A cost rule prices calls in credits ('*' or no METHOD: any method; no PATH: any
+              path under the prefix; repeatable, the first match decides, no match costs 1).
   users list [--limit N] [--cursor C] [--all]
   users create --email EMAIL --password PASSWORD [--role user|admin] [--products a,b] [--scopes s1,s2]
   users set-limits USER_ID [--per-minute N|none] [--per-day N|none] [--max-keys N|none]
               Owner-level limits, shared by all of the user's keys and tokens ('none' clears one).
+  users credits USER_ID [--set N … | --top-up N | --remove]
+              An owner's shared balance, with the options of keys credits (--set needs owner-level limits).
   usage [--key KEY_ID]
   service-tokens list
   service-tokens create --name NAME
@@ -46,6 +58,8 @@ List commands (keys list, products list, users list) show one page (50 rows unle
 --limit N, at most 200) and print the command for the next page; --cursor C shows
 the page after the one that printed C; --all follows the pages to the end.
 Environment: KEYGATE_URL (default ${DEFAULT_URL}); ADMIN_TOKEN (default: from .dev.vars).`;
+
+/** The parsed options: strings, flags, and the repeatable --cost-rule's list. @typedef {Record<string, string | boolean | string[] | undefined>} CliValues */
 
 /** A mistake in how the CLI was called (exit 2), as opposed to a refusal by the gateway (exit 1). */
 export class UsageError extends Error {}
@@ -87,7 +101,7 @@ function limitOrNone(text, flag) {
 /** Drop undefined members so the gateway sees only what was given. @param {Record<string, unknown>} body */
 const compact = (body) => Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined));
 
-/** @param {Record<string, string | boolean | undefined>} values @param {string} name */
+/** @param {CliValues} values @param {string} name */
 function required(values, name) {
   const value = values[name];
   if (typeof value !== 'string' || value === '') throw new UsageError(`--${name} is required`);
@@ -186,7 +200,7 @@ function pagePath(list, cursor) {
 
 /**
  * A list command: one page (its table, then the command for the next page), or with --all every page.
- * @param {string} command @param {string} path @param {string} name @param {Record<string, string | boolean | undefined>} v
+ * @param {string} command @param {string} path @param {string} name @param {CliValues} v
  * @param {(rows: Record<string, unknown>[]) => string} render
  * @returns {Plan}
  */
@@ -247,10 +261,84 @@ const KEY_COLUMNS = /** @type {[string, string][]} */ ([
   ['expiresAt', 'EXPIRES'],
 ]);
 
+// ---- credits (issue 16): keys credits, users credits, products' cost rules ----
+
+/**
+ * `METHOD:PATH=COST` as a product cost rule: '*' or no METHOD is any method, no PATH any path.
+ * @param {string} text
+ */
+export function costRule(text) {
+  const match = /^([^:=]*):([^=]*)=(\d+)$/.exec(text);
+  if (!match) throw new UsageError(`--cost-rule must be METHOD:PATH=COST (e.g. POST:/chat/**=5 or *:/search=2), got "${text}"`);
+  const [, method = '', path = '', cost = ''] = match;
+  return compact({ method: method === '' || method === '*' ? undefined : method, path: path === '' ? undefined : path, cost: Number(cost) });
+}
+
+/** @param {{method?: string, path?: string, cost: number}} rule */
+const costRuleText = (rule) => `${rule.method ?? '*'}:${rule.path ?? ''}=${rule.cost}`;
+
+/**
+ * A balance in one or two lines: what is left, then the refill.
+ * @param {string} who @param {Record<string, any> | null} credits
+ */
+export function creditsText(who, credits) {
+  if (!credits) return `${who}: no credit balance; only rate limits apply`;
+  const low = credits.lowThreshold === null ? '' : `, low at ${credits.lowThreshold}`;
+  const refill = credits.refill;
+  const every = refill?.interval === 'month' ? `every month on day ${refill.dayOfMonth ?? 1} (UTC)` : 'every day (00:00 UTC)';
+  return [
+    `${who}: ${credits.balance} of ${credits.quota} credits left, ${credits.usedToday} used today${low}`,
+    refill ? `Refill: to ${refill.amount} ${every}, next at ${credits.nextRefillAt}` : 'Refill: none',
+  ].join('\n');
+}
+
+/** The body of a --set: balance, refill and low threshold (a set replaces all three). @param {CliValues} v */
+function creditsSetting(v) {
+  const amount = integer(/** @type {string | undefined} */ (v['refill-amount']), '--refill-amount');
+  const interval = v['refill-interval'];
+  const dayOfMonth = integer(/** @type {string | undefined} */ (v['refill-day']), '--refill-day');
+  if ((amount === undefined) !== (interval === undefined)) throw new UsageError('--refill-amount and --refill-interval go together');
+  if (interval !== undefined && interval !== 'day' && interval !== 'month') throw new UsageError(`--refill-interval must be day or month, got "${interval}"`);
+  if (dayOfMonth !== undefined && interval !== 'month') throw new UsageError('--refill-day is for --refill-interval month');
+  return compact({
+    balance: integer(/** @type {string | undefined} */ (v.set), '--set'),
+    refill: amount === undefined ? undefined : compact({ amount, interval, dayOfMonth }),
+    lowThreshold: integer(/** @type {string | undefined} */ (v.low), '--low'),
+  });
+}
+
+/**
+ * keys credits / users credits: show, or one change (--set, --top-up, --remove).
+ * @param {'keys' | 'users'} resource @param {string | undefined} id @param {CliValues} v
+ * @returns {Plan}
+ */
+function creditsPlan(resource, id, v) {
+  const noun = resource === 'users' ? 'user' : 'key';
+  if (!id) throw new UsageError(`${resource} credits needs a ${noun} id`);
+  const path = resource === 'users' ? `/api/v1/admin/users/${encodeURIComponent(id)}/credits` : `/api/v1/keys/${encodeURIComponent(id)}/credits`;
+  const changes = ['set', 'top-up', 'remove'].filter((flag) => v[flag] !== undefined);
+  if (changes.length > 1) throw new UsageError(`give one of --set, --top-up and --remove, not ${changes.map((flag) => `--${flag}`).join(' and ')}`);
+  const settings = ['refill-amount', 'refill-interval', 'refill-day', 'low'].filter((flag) => v[flag] !== undefined);
+  if (settings.length > 0 && changes[0] !== 'set') throw new UsageError(`${settings.map((flag) => `--${flag}`).join(', ')} only go with --set`);
+  const who = `${noun === 'user' ? 'User' : 'Key'} ${id}`;
+  /** @param {Record<string, any>} a */
+  const print = (a) => creditsText(who, a.credits);
+  switch (changes[0]) {
+    case 'set':
+      return { method: 'PUT', path, body: creditsSetting(v), print };
+    case 'top-up':
+      return { method: 'POST', path: `${path}/top-up`, body: { amount: integer(/** @type {string | undefined} */ (v['top-up']), '--top-up') }, print };
+    case 'remove':
+      return { method: 'DELETE', path, print: () => `${who}: credit balance removed; only rate limits apply` };
+    default:
+      return { method: 'GET', path, print };
+  }
+}
+
 /**
  * What each command sends, and how its answer is printed.
  * @typedef {{ method: string, path: string, body?: Record<string, unknown>, list?: ListPage, print: (answer: Record<string, any>) => string }} Plan
- * @param {string[]} positionals @param {Record<string, string | boolean | undefined>} v
+ * @param {string[]} positionals @param {CliValues} v
  * @returns {Plan}
  */
 export function plan(positionals, v) {
@@ -296,6 +384,9 @@ export function plan(positionals, v) {
         body: compact({ gracePeriodSeconds: integer(/** @type {string | undefined} */ (v.grace), '--grace') }),
         print: (a) => `Rotated ${a.rotatedFrom} -> ${a.id} (old key valid until ${a.graceUntil})\n\nNew key (shown once, store it now):\n${a.key}`,
       };
+    case 'keys credits':
+    case 'users credits':
+      return creditsPlan(resource === 'users' ? 'users' : 'keys', id, v);
     case 'products list':
       return listPlan(command, '/api/v1/admin/products', 'products', v, (rows) =>
         table(rows, [
@@ -325,8 +416,17 @@ export function plan(positionals, v) {
           rateLimitPerMinute: integer(/** @type {string | undefined} */ (v['per-minute']), '--per-minute'),
           rateLimitPerDay: integer(/** @type {string | undefined} */ (v['per-day']), '--per-day'),
           corsOrigins: list(/** @type {string | undefined} */ (v.cors)),
+          costRules: Array.isArray(v['cost-rule']) ? v['cost-rule'].map(costRule) : undefined,
+          usageHeader: v['usage-header'],
+          usageReserve: integer(/** @type {string | undefined} */ (v['usage-reserve']), '--usage-reserve'),
         }),
-        print: (a) => `Created product ${a.slug} (${a.id}) at ${a.pathPrefix} -> ${a.originUrl}`,
+        print: (a) => {
+          const created = `Created product ${a.slug} (${a.id}) at ${a.pathPrefix} -> ${a.originUrl}`;
+          const costs = a.costRules?.length ? `cost rules ${a.costRules.map(costRuleText).join(', ')}` : null;
+          const metered = a.usageHeader ? `usage header ${a.usageHeader} (reserve ${a.usageReserve})` : null;
+          const credits = [costs, metered].filter(Boolean).join('; ');
+          return credits ? `${created}\nCredits: ${credits}` : created;
+        },
       };
     case 'users list':
       return listPlan(command, '/api/v1/admin/users', 'users', v, (rows) =>
@@ -445,6 +545,16 @@ const OPTIONS = /** @type {const} */ ({
   cursor: { type: 'string' },
   limit: { type: 'string' },
   all: { type: 'boolean' },
+  set: { type: 'string' },
+  'top-up': { type: 'string' },
+  remove: { type: 'boolean' },
+  'refill-amount': { type: 'string' },
+  'refill-interval': { type: 'string' },
+  'refill-day': { type: 'string' },
+  low: { type: 'string' },
+  'cost-rule': { type: 'string', multiple: true },
+  'usage-header': { type: 'string' },
+  'usage-reserve': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 });
 

@@ -12,7 +12,9 @@ import { adminAuditRoutes } from "./routes/admin-audit";
 import { adminProductsRoutes } from "./routes/admin-products";
 import { adminServiceTokensRoutes } from "./routes/admin-service-tokens";
 import { adminUsersRoutes } from "./routes/admin-users";
+import { adminWebhooksRoutes } from "./routes/admin-webhooks";
 import { authRoutes } from "./routes/auth";
+import { creditsRoutes } from "./routes/credits";
 import { dashboardRoutes } from "./routes/dashboard";
 import { healthRoutes } from "./routes/health";
 import { keysRoutes } from "./routes/keys";
@@ -37,12 +39,14 @@ for (const path of ["/.well-known/jwks.json", "/openapi.json"]) app.use(path, pu
 for (const path of ["/auth/*", "/api/v1/keys", "/api/v1/keys/*", "/api/v1/admin/*"]) app.use(path, ownBodyLimit());
 app.route("/", authRoutes);
 app.route("/", verifyRoutes);
+app.route("/", creditsRoutes);
 app.route("/", keysRoutes);
 app.route("/", usageRoutes);
 app.route("/", adminUsersRoutes);
 app.route("/", adminProductsRoutes);
 app.route("/", adminAuditRoutes);
 app.route("/", adminServiceTokensRoutes);
+app.route("/", adminWebhooksRoutes);
 app.route(
   "/",
   openapiRoutes(() => app.routes),

@@ -23,6 +23,14 @@ export interface Config {
   originTimeoutMs: number;
   maxBodyBytes: number;
   rateLimitFailureMode: "closed" | "open";
+  /** Days a new key lives when its creator names no expiry; undefined = keys never expire by default. */
+  keyDefaultTtlDays: number | undefined;
+  /** Days before a key's expiry that the cron publishes key.expiring. */
+  keyExpiringWarningDays: number;
+  /** Seconds before a failed webhook delivery's first retry; each further retry waits twice as long (capped). */
+  webhookRetryBaseSeconds: number;
+  /** Milliseconds a webhook endpoint has to answer. */
+  webhookTimeoutMs: number;
   adminToken: string | undefined;
   jwtSigningKey: JsonWebKey & { kid?: string; alg?: string };
   jwtSecret: string | undefined;
@@ -39,6 +47,18 @@ const integer = (fallback: number, min: number, max: number) =>
       z.transform((value: string | undefined) => (value === undefined || value.trim() === "" ? String(fallback) : value.trim())),
     ),
     z.pipe(z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)), z.number().check(z.gte(min), z.lte(max))),
+  );
+
+/** Like integer(), but empty means "not set" (undefined). */
+const optionalInteger = (min: number, max: number) =>
+  z.pipe(
+    z.pipe(
+      z.optional(z.union([z.string(), z.pipe(z.number(), z.transform(String))])),
+      z.transform((value: string | undefined) => (value === undefined || value.trim() === "" ? undefined : value.trim())),
+    ),
+    z.optional(
+      z.pipe(z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number or empty")), z.transform(Number)), z.number().check(z.gte(min), z.lte(max))),
+    ),
   );
 
 const optionalText = z.pipe(
@@ -82,6 +102,10 @@ const EnvSchema = z.object({
     ),
     z.enum(["closed", "open"]),
   ),
+  KEY_DEFAULT_TTL_DAYS: optionalInteger(1, 36_500),
+  KEY_EXPIRING_WARNING_DAYS: integer(7, 1, 365),
+  WEBHOOK_RETRY_BASE_SECONDS: integer(30, 0, 3600),
+  WEBHOOK_TIMEOUT_MS: integer(10_000, 100, 60_000),
   ADMIN_TOKEN: z.pipe(optionalText, z.optional(z.string().check(z.minLength(16, "must be at least 16 characters")))),
   JWT_SIGNING_KEY: z.pipe(
     z.string({ error: "is required (a private ES256 JWK as JSON)" }),
@@ -126,6 +150,10 @@ export function parseConfig(env: Record<string, unknown>): Config {
     originTimeoutMs: v.ORIGIN_TIMEOUT_MS,
     maxBodyBytes: v.MAX_BODY_BYTES,
     rateLimitFailureMode: v.RATE_LIMIT_FAILURE_MODE,
+    keyDefaultTtlDays: v.KEY_DEFAULT_TTL_DAYS,
+    keyExpiringWarningDays: v.KEY_EXPIRING_WARNING_DAYS,
+    webhookRetryBaseSeconds: v.WEBHOOK_RETRY_BASE_SECONDS,
+    webhookTimeoutMs: v.WEBHOOK_TIMEOUT_MS,
     adminToken: v.ADMIN_TOKEN,
     jwtSigningKey: v.JWT_SIGNING_KEY,
     jwtSecret: v.JWT_SECRET,

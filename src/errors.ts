@@ -5,7 +5,7 @@
 
 export type ErrorFormat = "detailed" | "compact";
 
-type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 412 | 413 | 429 | 500 | 502 | 503 | 504;
+type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 405 | 409 | 412 | 413 | 429 | 500 | 502 | 503 | 504;
 
 interface ErrorSpec {
   status: ErrorStatus;
@@ -112,6 +112,11 @@ export const ERRORS = {
   },
   RATE_LIMIT_EXCEEDED: { status: 429, message: "Rate limit exceeded", hint: "Wait until the minute window resets (Retry-After)" },
   DAILY_QUOTA_EXCEEDED: { status: 429, message: "Daily quota exceeded", hint: "Wait until the UTC day resets (Retry-After)" },
+  CREDITS_EXHAUSTED: {
+    status: 402,
+    message: "The key's credits are used up",
+    hint: "Ask for a top-up, or wait for the next refill (Retry-After, when the credits refill)",
+  },
   AUTH_THROTTLED: { status: 429, message: "Too many failed authentication attempts", hint: "Wait before trying again (Retry-After)" },
   PATH_INVALID: {
     status: 400,
@@ -145,6 +150,7 @@ export type ErrorCode = keyof typeof ERRORS;
 const STATUS_TITLES: Record<ErrorSpec["status"], string> = {
   400: "Bad Request",
   401: "Unauthorized",
+  402: "Payment Required",
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",

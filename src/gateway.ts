@@ -17,8 +17,11 @@ import type { Config } from "./config";
 import type { Product } from "./db/products";
 import type { Env } from "./env";
 import { GatewayError } from "./errors";
-import { countCall, limitCheck, limitOutcome, withHeaders, type LimitHeaders } from "./limits/admission";
+import { countCall, limitCheck, limitOutcome, productCallPrice, withHeaders, type LimitHeaders } from "./limits/admission";
 import { assertNotThrottled, recordingAuthFailures } from "./limits/auth-throttle";
+import { reportedUsage } from "./limits/pricing";
+import { announce, debitUsage } from "./limits/usage-events";
+import type { LimitEvent } from "./limits/windows";
 import { assertDeclaredLength, readBodyWithin } from "./middleware/body-limit";
 import { canonicalPath } from "./proxy/canonical-path";
 import { applyProductCors, isPreflight, productCorsHeaders, productPreflight } from "./proxy/cors";
@@ -30,6 +33,8 @@ interface Admission {
   body: ReadableStream | ArrayBuffer | null;
   /** The rate-limit headers every authenticated answer carries. */
   limitHeaders: LimitHeaders;
+  /** What the admission crossed (credits low or exhausted, a day's quota used up), for the usage-event webhooks. */
+  events: LimitEvent[] | undefined;
 }
 
 export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
@@ -57,7 +62,11 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
 
   assertDeclaredLength(request, config.maxBodyBytes);
   const call: CallContext = { product, clientIp, method: request.method, relativePath: relativePath(product, path) };
-  const { principal, body, limitHeaders } = await recordingAuthFailures(c.env, config, clientIp, () => admitCall(c.env, config, request, call, requestId, now));
+  const { principal, body, limitHeaders, events } = await recordingAuthFailures(c.env, config, clientIp, () =>
+    admitCall(c.env, config, request, call, requestId, now),
+  );
+  // Off the request path: queued once the answer is on its way.
+  if (events) c.executionCtx.waitUntil(announce(c.env, principal, events, now));
 
   let response: Response;
   try {
@@ -75,10 +84,30 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
   } catch (error) {
     throw withHeaders(error, limitHeaders); // a 502/504 after admission is still an authenticated answer
   }
+  if (product.usageHeader !== null) meterUsage(c, product.usageHeader, response, principal, requestId);
   response.headers.set("X-Auth-Method", principal.method);
   for (const [name, value] of Object.entries(limitHeaders)) response.headers.set(name, value);
   applyProductCors(response.headers, cors);
   return response;
+}
+
+/**
+ * A metered product: the usage the origin reported in its usage header is
+ * debited after the call, off the request path (it may take the balance below
+ * zero; the next call is then refused). The header never reaches the client.
+ * It is read when the answer's head arrives: a streamed answer's usage must be
+ * in its head too (Workers' fetch exposes no trailers; README "Credits").
+ */
+function meterUsage(c: Context<AppEnv>, header: string, response: Response, principal: Principal, requestId: string): void {
+  const value = response.headers.get(header);
+  response.headers.delete(header);
+  if (value === null) return;
+  const usage = reportedUsage(value);
+  if (usage === undefined) {
+    console.error(JSON.stringify({ event: "usage_report_invalid", requestId, header, value: value.slice(0, 100) }));
+    return;
+  }
+  if (usage > 0) c.executionCtx.waitUntil(debitUsage(c.env, principal, usage, requestId));
 }
 
 /**
@@ -110,7 +139,7 @@ function assertNotThrottledReadably(c: Context<AppEnv>, clientIp: string | null,
 async function admitCall(env: Env, config: Config, request: Request, call: CallContext, requestId: string, now: number): Promise<Admission> {
   const principal = await authenticate(request.headers, env.DB, config, now);
   const refusal = authorizeCall(principal, call);
-  const check = limitCheck(principal, call.product, config, requestId);
+  const check = limitCheck(principal, call.product, config, requestId, productCallPrice(call.product, call.method, call.relativePath));
   if (refusal) {
     const limitHeaders = limitOutcome(await countCall(env, config, principal, { ...check, consume: false }), principal);
     throw withHeaders(refusal, limitHeaders);
@@ -118,8 +147,9 @@ async function admitCall(env: Env, config: Config, request: Request, call: CallC
 
   // Read a chunked body before counting, so an oversized one (413) consumes nothing.
   const body = await readBodyWithin(request, config.maxBodyBytes);
-  const limitHeaders = limitOutcome(await countCall(env, config, principal, check), principal);
-  return { principal, body, limitHeaders };
+  const result = await countCall(env, config, principal, check);
+  const limitHeaders = limitOutcome(result, principal);
+  return { principal, body, limitHeaders, events: "events" in result ? result.events : undefined };
 }
 
 async function routeProduct(db: D1Database, config: Config, path: string, now: number): Promise<Product> {

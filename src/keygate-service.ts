@@ -21,7 +21,7 @@ export class KeygateService extends WorkerEntrypoint<Env> {
     if (!parsed.success) throw rpcError("VALIDATION_FAILED", "The verify request is invalid", { fields: fieldErrors(parsed.error.issues) });
     try {
       // Inside the try: a misconfigured gateway is a coded CONFIG_INVALID to the caller too.
-      return await verifyKey(this.env, getConfig(this.env), parsed.data, crypto.randomUUID(), Date.now());
+      return await verifyKey(this.env, getConfig(this.env), parsed.data, crypto.randomUUID(), Date.now(), (work) => this.ctx.waitUntil(work));
     } catch (error) {
       if (isGatewayError(error)) throw rpcError(error.code, error.message);
       throw error;

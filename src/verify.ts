@@ -24,13 +24,18 @@ import { GatewayError, isGatewayError } from "./errors";
 import { countCall, limitCheck, limitOutcome } from "./limits/admission";
 import { assertNotThrottled, recordingAuthFailures } from "./limits/auth-throttle";
 import type { LimitResult } from "./limits/client";
-import { bindingWindows, type WindowState } from "./limits/windows";
+import { DEFAULT_CALL_COST } from "./limits/pricing";
+import { announce } from "./limits/usage-events";
+import { bindingCredits, bindingWindows, type WindowState } from "./limits/windows";
 import { loadProducts } from "./proxy/route-match";
 import type { VerifyAnswer, VerifyRequest } from "./routes/schemas";
 
 type KeyPrincipal = Extract<Principal, { method: "api_key" }>;
 
-export async function verifyKey(env: Env, config: Config, input: VerifyRequest, requestId: string, now: number): Promise<VerifyAnswer> {
+/** Runs work after the answer (the caller's ExecutionContext.waitUntil): the usage-event webhooks. */
+export type Background = (work: Promise<unknown>) => void;
+
+export async function verifyKey(env: Env, config: Config, input: VerifyRequest, requestId: string, now: number, background: Background): Promise<VerifyAnswer> {
   const product = input.product === undefined ? undefined : await productNamed(env.DB, config, input.product, now);
 
   // With the client's address, its failed attempts are throttled as on the proxy (SPEC section 5).
@@ -48,9 +53,11 @@ export async function verifyKey(env: Env, config: Config, input: VerifyRequest, 
   }
 
   const refusal = accessRefusal(principal, { product, clientIp, neededScopes: input.scopes ?? [] });
-  const check = limitCheck(principal, product, config, requestId);
+  // The caller names the cost (default 1); a product's cost rules need a path, which the verify API does not take.
+  const check = limitCheck(principal, product, config, requestId, { cost: input.cost ?? DEFAULT_CALL_COST, reserve: 0 });
   // A call refused after authentication is only reported, never counted (as for product calls).
   const result = await countCall(env, config, principal, { ...check, consume: refusal === undefined && input.consume !== false });
+  if ("events" in result && result.events) background(announce(env, principal, result.events, now));
   let outcome: GatewayError | undefined;
   try {
     limitOutcome(result, principal);
@@ -98,6 +105,13 @@ function windowOf(state: WindowState): { limit: number; remaining: number; reset
   return { limit: state.limit, remaining: state.remaining, resetSeconds: state.resetSeconds };
 }
 
+/** The balance that binds the key's calls, when it draws on credits. */
+function creditsOf(result: LimitResult): { balance: number; quota: number; refillSeconds: number | null } | null {
+  if (!("minute" in result)) return null;
+  const binding = bindingCredits(result.credits, result.ownerCredits);
+  return binding ? { balance: binding.balance, quota: binding.quota, refillSeconds: binding.refillSeconds } : null;
+}
+
 function answer(principal: KeyPrincipal, refusal: GatewayError | undefined, result: LimitResult): VerifyAnswer {
   const { key } = principal;
   const windows = "minute" in result ? bindingWindows(result) : undefined;
@@ -118,6 +132,7 @@ function answer(principal: KeyPrincipal, refusal: GatewayError | undefined, resu
       enforced: result.outcome !== "unenforced",
       minute: windows ? windowOf(windows.minute) : null,
       day: windows ? windowOf(windows.day) : null,
+      credits: creditsOf(result),
     },
   };
 }

@@ -3,6 +3,7 @@ declare namespace Cloudflare {
     DB: D1Database;
     RATE_LIMITER: DurableObjectNamespace<import("../src/limits/rate-limiter").RateLimiter>;
     ASSETS: Fetcher;
+    WEBHOOK_QUEUE: Queue<import("../src/webhooks/events").WebhookMessage>;
     ADMIN_TOKEN: string;
     ORIGIN_SIGNING_SECRET: string;
     JWT_SIGNING_KEY: string;

@@ -38,10 +38,11 @@ function logRuntimeOutput(stdout, stderr) {
 
 /**
  * Starts one Worker script. `durableObjects` maps binding → class name (all
- * SQLite-backed); `d1` lists D1 binding names (in-memory databases).
- * @param {{ scriptPath: string, bindings?: Record<string, string>, durableObjects?: Record<string, string>, d1?: string[] }} options
+ * SQLite-backed); `d1` lists D1 binding names (in-memory databases);
+ * `queueProducers` maps binding → queue name (local queues, no consumer here).
+ * @param {{ scriptPath: string, bindings?: Record<string, string>, durableObjects?: Record<string, string>, d1?: string[], queueProducers?: Record<string, string> }} options
  */
-export async function startWorker({ scriptPath, bindings = {}, durableObjects = {}, d1 = [] }) {
+export async function startWorker({ scriptPath, bindings = {}, durableObjects = {}, d1 = [], queueProducers = {} }) {
   const port = await freePort();
   const running = new Set(workerdPids());
   const storage = mkdtempSync(join(STORAGE_ROOT, 'keygate-bench-'));
@@ -62,6 +63,7 @@ export async function startWorker({ scriptPath, bindings = {}, durableObjects = 
     durableObjectsPersist: join(storage, 'do'),
     d1Databases: Object.fromEntries(d1.map((name) => [name, `bench-${name.toLowerCase()}`])),
     durableObjects: Object.fromEntries(Object.entries(durableObjects).map(([binding, className]) => [binding, { className, useSQLite: true }])),
+    queueProducers,
   });
   const url = await mf.ready;
   // Its workerd process: the one that was not there before (workers start one at a time).
@@ -79,7 +81,8 @@ export async function startWorker({ scriptPath, bindings = {}, durableObjects = 
 
 /**
  * keygate's built bundle with wrangler.toml's vars, the given secrets and
- * overrides, and its D1 and Durable Object bindings.
+ * overrides, and its D1, Durable Object and webhook-queue bindings (events
+ * are queued; nothing consumes them here).
  * @param {string} scriptPath @param {Record<string, string>} secrets @param {Record<string, string>} [overrides]
  */
 export function startKeygate(scriptPath, secrets, overrides = {}) {
@@ -88,5 +91,6 @@ export function startKeygate(scriptPath, secrets, overrides = {}) {
     bindings: { ...WORKER_VARS, ...secrets, ...overrides },
     d1: ['DB'],
     durableObjects: { RATE_LIMITER: 'RateLimiter' },
+    queueProducers: { WEBHOOK_QUEUE: 'keygate-webhooks' },
   });
 }

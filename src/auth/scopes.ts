@@ -307,19 +307,15 @@ function methodMatches(ruleMethod: string, method: string): boolean {
   return rule === call || (rule === "GET" && call === "HEAD");
 }
 
+type PathRule = { method?: string | undefined; path?: string | undefined };
+
 /**
- * Every scope the call needs: one per matching rule, deduplicated. The path
+ * The rules that match the call (method, then path glob), in order. The path
  * is the canonical one (canonicalPath), relative to the product's prefix:
- * the very path the origin is sent.
+ * the very path the origin is sent. Put into canonical form once, on the
+ * first rule with a path.
  */
-export function requiredScopes(
-  rules: readonly ScopeRule[],
-  method: string,
-  canonicalRelativePath: string,
-  policy: PathMatchPolicy = DEFAULT_PATH_MATCH_POLICY,
-): string[] {
-  if (rules.length === 0) return []; // most products: nothing to prepare
-  const needed = new Set<string>();
+function* matchingRules<R extends PathRule>(rules: readonly R[], method: string, canonicalRelativePath: string, policy: PathMatchPolicy): Generator<R> {
   const meter: MatchMeter = { steps: 0 };
   let path: PathSubject | undefined;
   for (const rule of rules) {
@@ -328,8 +324,31 @@ export function requiredScopes(
       path ??= pathSubject(canonicalRelativePath, policy);
       if (!globMatches(compiledGlob(rule.path, policy), path, policy.strictTrailingSlash, meter)) continue;
     }
-    needed.add(rule.scope);
+    yield rule;
   }
+}
+
+/** The first rule that matches the call: for lists where the first match decides (cost rules, src/limits/pricing.ts). */
+export function firstMatchingRule<R extends PathRule>(
+  rules: readonly R[],
+  method: string,
+  canonicalRelativePath: string,
+  policy: PathMatchPolicy = DEFAULT_PATH_MATCH_POLICY,
+): R | undefined {
+  for (const rule of matchingRules(rules, method, canonicalRelativePath, policy)) return rule;
+  return undefined;
+}
+
+/** Every scope the call needs: one per matching rule (scope rules all apply), deduplicated. */
+export function requiredScopes(
+  rules: readonly ScopeRule[],
+  method: string,
+  canonicalRelativePath: string,
+  policy: PathMatchPolicy = DEFAULT_PATH_MATCH_POLICY,
+): string[] {
+  if (rules.length === 0) return []; // most products: nothing to prepare
+  const needed = new Set<string>();
+  for (const rule of matchingRules(rules, method, canonicalRelativePath, policy)) needed.add(rule.scope);
   return [...needed];
 }
 

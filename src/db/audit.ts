@@ -7,7 +7,7 @@ import { pageQuery, readPage, type Condition, type Page, type SqlQuery } from ".
  * (a batch is one transaction), so a change is never recorded without having
  * happened, nor made without being recorded.
  */
-export const AUDIT_TARGET_TYPES = ["key", "product", "user", "service_token"] as const;
+export const AUDIT_TARGET_TYPES = ["key", "product", "user", "service_token", "webhook_endpoint"] as const;
 export type AuditTargetType = (typeof AUDIT_TARGET_TYPES)[number];
 
 export interface AuditEntry {
@@ -52,6 +52,19 @@ function rowToEntry(row: AuditRow): AuditEntry {
   };
 }
 
+/** An audit row's columns, in the order the inserts name them. */
+function auditValues(input: AuditInput, now: number): (string | null)[] {
+  return [
+    crypto.randomUUID(),
+    nowIso(now),
+    input.actor,
+    input.action,
+    input.targetType,
+    input.targetId,
+    input.details === undefined ? null : JSON.stringify(input.details),
+  ];
+}
+
 /**
  * The audit row for the statement just before it in the same batch. It is
  * written only when that statement changed a row (SQLite's changes()), so a
@@ -64,15 +77,7 @@ export function auditStatement(db: D1Database, input: AuditInput, now: number = 
       `INSERT INTO audit_log (id, at, actor, action, target_type, target_id, details)
        SELECT ?, ?, ?, ?, ?, ?, ? WHERE changes() > 0`,
     )
-    .bind(
-      crypto.randomUUID(),
-      nowIso(now),
-      input.actor,
-      input.action,
-      input.targetType,
-      input.targetId,
-      input.details === undefined ? null : JSON.stringify(input.details),
-    );
+    .bind(...auditValues(input, now));
 }
 
 export interface AuditPageQuery {
@@ -113,4 +118,14 @@ export function listAuditPage(db: D1Database, query: AuditPageQuery): Promise<Pa
     (row: AuditRow & { row_order: number }) => rowToEntry(row),
     (row) => [row.at, row.row_order] as const,
   );
+}
+
+/**
+ * An audit row for a change that lives outside D1 (a credits balance, held by
+ * the rate limiter's object): written after that change succeeded, on its own.
+ */
+export function changeOutsideD1AuditStatement(db: D1Database, input: AuditInput, now: number = Date.now()): D1PreparedStatement {
+  return db
+    .prepare("INSERT INTO audit_log (id, at, actor, action, target_type, target_id, details) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    .bind(...auditValues(input, now));
 }

@@ -1,4 +1,5 @@
 import type { ScopeRule } from "../auth/scopes";
+import type { CostRule } from "../limits/pricing";
 import type { ErrorFormat } from "../errors";
 import { parseJsonList } from "./json";
 import { pageQuery, readPage, type Condition, type Page, type SqlQuery } from "./page";
@@ -26,6 +27,12 @@ export interface Product {
   strictTrailingSlash: boolean;
   /** Browser origins admitted cross-origin (src/proxy/cors.ts): exact origins, or ["*"]; [] = none. */
   corsOrigins: string[];
+  /** The first rule matching a call gives its cost in credits; none matches: 1 (src/limits/pricing.ts). */
+  costRules: CostRule[];
+  /** The response header the origin reports a call's metered usage in, or null. */
+  usageHeader: string | null;
+  /** With a usage header: the least balance a call needs to be admitted. */
+  usageReserve: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -47,6 +54,9 @@ interface ProductRow {
   case_sensitive_rules: number;
   strict_trailing_slash: number;
   cors_origins: string;
+  cost_rules: string;
+  usage_header: string | null;
+  usage_reserve: number;
   created_at: string;
   updated_at: string;
 }
@@ -69,6 +79,9 @@ export function rowToProduct(row: ProductRow): Product {
     caseSensitiveRules: row.case_sensitive_rules === 1,
     strictTrailingSlash: row.strict_trailing_slash === 1,
     corsOrigins: parseJsonList<string>(row.cors_origins),
+    costRules: parseJsonList<CostRule>(row.cost_rules),
+    usageHeader: row.usage_header,
+    usageReserve: row.usage_reserve,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -105,7 +118,7 @@ export async function getProduct(db: D1Database, idOrSlug: string): Promise<Prod
 
 /** The columns an edit may change, as SQL values, in one order for INSERT and UPDATE. */
 const EDITABLE_COLUMNS =
-  "name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods, error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules, case_sensitive_rules, strict_trailing_slash, cors_origins";
+  "name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods, error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules, case_sensitive_rules, strict_trailing_slash, cors_origins, cost_rules, usage_header, usage_reserve";
 
 function editableValues(product: Product): (string | number | null)[] {
   return [
@@ -123,12 +136,19 @@ function editableValues(product: Product): (string | number | null)[] {
     product.caseSensitiveRules ? 1 : 0,
     product.strictTrailingSlash ? 1 : 0,
     JSON.stringify(product.corsOrigins),
+    JSON.stringify(product.costRules),
+    product.usageHeader,
+    product.usageReserve,
   ];
 }
 
 export function insertProductStatement(db: D1Database, product: Product): D1PreparedStatement {
   return db
-    .prepare(`INSERT INTO products (id, slug, ${EDITABLE_COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    .prepare(
+      `INSERT INTO products (id, slug, ${EDITABLE_COLUMNS}, created_at, updated_at) VALUES (?, ?, ${EDITABLE_COLUMNS.split(", ")
+        .map(() => "?")
+        .join(", ")}, ?, ?)`,
+    )
     .bind(product.id, product.slug, ...editableValues(product), product.createdAt, product.updatedAt);
 }
 

@@ -12,7 +12,8 @@ import type { Product } from "../db/products";
 import type { Env } from "../env";
 import { GatewayError, isGatewayError } from "../errors";
 import { checkLimits, type LimitResult } from "./client";
-import { rateLimitHeaders, type LimitCheck } from "./windows";
+import { callCost } from "./pricing";
+import { bindingCredits, rateLimitHeaders, type LimitCheck } from "./windows";
 
 export type LimitHeaders = Record<string, string>;
 
@@ -30,12 +31,24 @@ export async function countCall(env: Env, config: Config, principal: Principal, 
   return checkLimits(env, config, other.name, { ...check, lineageId: other.lineageId, redirected: true });
 }
 
+/** What a call draws from credits: its cost, and the least balance it needs (a metered product's reserve). */
+export interface CallPrice {
+  cost: number;
+  reserve: number;
+}
+
+/** The price of a call to a product (src/limits/pricing.ts): its cost rule; a metered product (usage header) adds its reserve. */
+export function productCallPrice(product: Product, method: string, relativePath: string): CallPrice {
+  return { cost: callCost(product, method, relativePath), reserve: product.usageHeader === null ? 0 : product.usageReserve };
+}
+
 /** Limits: the key's own, else the product's (when the call names one), else the global default. */
 export function limitCheck(
   principal: Principal,
   product: Pick<Product, "rateLimitPerMinute" | "rateLimitPerDay"> | undefined,
   config: Config,
   requestId: string,
+  price?: CallPrice,
 ): LimitCheck {
   const key = principal.method === "api_key" ? principal.key : undefined;
   return {
@@ -46,6 +59,7 @@ export function limitCheck(
     limitPerMinute: key?.rateLimitPerMinute ?? product?.rateLimitPerMinute ?? config.rateLimitPerMinuteDefault,
     limitPerDay: key?.rateLimitPerDay ?? product?.rateLimitPerDay ?? config.rateLimitPerDayDefault,
     consume: true,
+    ...(price ? { cost: price.cost, creditReserve: price.reserve } : {}),
     // The user's object voids tokens signed before their access last changed (0 for third parties: never void).
     ...(principal.method === "jwt" ? { grantVersion: principal.grantVersion } : {}),
   };
@@ -75,6 +89,13 @@ export function limitOutcome(result: LimitResult, principal: Principal): LimitHe
       throw new GatewayError("RATE_LIMIT_EXCEEDED", { headers: { ...rateLimitHeaders(result), "Retry-After": String(result.minute.resetSeconds) } });
     case "daily_quota_exceeded":
       throw new GatewayError("DAILY_QUOTA_EXCEEDED", { headers: { ...rateLimitHeaders(result), "Retry-After": String(result.day.resetSeconds) } });
+    case "credits_exhausted": {
+      const refusing = bindingCredits(result.credits, result.ownerCredits);
+      const retryAfter = refusing?.refillSeconds ?? null;
+      throw new GatewayError("CREDITS_EXHAUSTED", {
+        headers: { ...rateLimitHeaders(result), ...(retryAfter === null ? {} : { "Retry-After": String(retryAfter) }) },
+      });
+    }
     default:
       return unreachable(result);
   }

@@ -4,7 +4,7 @@ import type { KeyRecord } from "../db/keys";
 import type { Env } from "../env";
 import { GatewayError } from "../errors";
 import { limiterNames } from "./names";
-import type { OwnerLimits, RateLimiter } from "./rate-limiter";
+import type { CreditAnswer, CreditSetting, CreditTarget, CreditView, OwnerLimits, RateLimiter } from "./rate-limiter";
 import type { CredentialState, LimitCheck, LimitDecision } from "./windows";
 
 /**
@@ -136,4 +136,32 @@ export async function applyOwnerLimits(env: LimiterEnv, userId: string, limits: 
       else await lineage.adoptCounts(handedBack[lineageId] ?? {});
     }),
   );
+}
+
+/** What an admin does to a balance: read it, set (or remove) it, or add to it. */
+export type CreditOperation = { read: true } | { set: CreditSetting | null } | { topUp: number };
+
+function applyCredits(stub: DurableObjectStub<RateLimiter>, target: CreditTarget, operation: CreditOperation): Promise<CreditAnswer> {
+  if ("read" in operation) return stub.readCredits(target);
+  if ("set" in operation) return stub.setCredits(target, operation.set);
+  return stub.topUpCredits(target, operation.topUp);
+}
+
+/**
+ * A key lineage's credits, where they are kept: its own object, or its
+ * owner's while the owner has owner-level limits (the lineage's object
+ * answers "moved", as for readKeyUsage). Null: the lineage has no balance.
+ */
+export async function keyCredits(env: LimiterEnv, key: Pick<KeyRecord, "lineageId" | "ownerId">, operation: CreditOperation): Promise<CreditView | null> {
+  const own = await applyCredits(limiterStub(env, limiterNames.key(key.lineageId)), {}, operation);
+  if (!own.moved) return own.credits;
+  const there = key.ownerId === null ? own : await applyCredits(limiterStub(env, limiterNames.user(key.ownerId)), { lineageId: key.lineageId }, operation);
+  if (there.moved) throw new Error(`the credits of lineage ${key.lineageId} are in neither object`);
+  return there.credits;
+}
+
+/** An owner's shared credits, in the user's object (they bind while the owner has owner-level limits). */
+export async function ownerCredits(env: LimiterEnv, userId: string, operation: CreditOperation): Promise<CreditView | null> {
+  const answer = await applyCredits(limiterStub(env, limiterNames.user(userId)), { owner: true }, operation);
+  return answer.moved ? null : answer.credits;
 }

@@ -1,8 +1,19 @@
 import { DurableObject } from "cloudflare:workers";
 import { credentialStateOutcome } from "../auth/credential-state";
 import type { Env } from "../env";
+import { creditState, creditsCover, crossings, newAccount, nextRefillAt, refilled, toppedUp, type CreditAccount, type CreditRefill } from "./credits";
 import { isApiKeyCredential } from "./names";
-import { DAY_MS, MINUTE_MS, ownerWindowCounts, windowCounts, windowStarts, type CredentialState, type LimitCheck, type LimitDecision } from "./windows";
+import {
+  DAY_MS,
+  MINUTE_MS,
+  ownerWindowCounts,
+  windowCounts,
+  windowStarts,
+  type CredentialState,
+  type LimitCheck,
+  type LimitDecision,
+  type LimitEvent,
+} from "./windows";
 
 /**
  * One object per credential (`key:<lineage id>`, `user:<id>`, `sub:…`:
@@ -39,6 +50,14 @@ import { DAY_MS, MINUTE_MS, ownerWindowCounts, windowCounts, windowStarts, type 
  *                                           'moved_to_owner' ('1': a key lineage now counted in its owner's object)
  *   key_state(key_id PK, status, not_after, version)  each API key's state (a lineage object serves a rotation's keys)
  *
+ * Credits (src/limits/credits.ts) are kept per bucket in the same ledger row:
+ * a key lineage's balance in its object (or beside its windows in the owner's
+ * object, moved with its counts), an owner's in the user's object. A call is
+ * checked against credits, day and minute in the same synchronous run, so
+ * N concurrent calls with C credits admit exactly min(N, C, window room), and
+ * a debit is a change of the one row an admission writes anyway. The credits
+ * each bucket used are counted per UTC day like its calls ('credits' counters).
+ *
  * An admission writes exactly one row (the ledger upsert), whatever windows
  * and buckets it counts in, on a window's or a day's first call too; a refusal
  * writes none; nothing is deleted per request. The request ids of the last
@@ -52,7 +71,7 @@ const DAILY_RETENTION_DAYS = 31;
 /** How long admitted counts wait before the alarm copies them to D1 (usage_daily, last_used_at). */
 export const USAGE_FLUSH_DELAY_MS = 30_000;
 
-/** A counter's name: a window of a bucket ('minute', 'owner:day', 'lineage:<id>:minute'), or 'auth_failures'. */
+/** A counter's name: a window of a bucket ('minute', 'owner:day', 'lineage:<id>:minute'), the credits a bucket used today ('credits', …), or 'auth_failures'. */
 type CounterName = string;
 
 /** The object's own credential (''), a lineage counted in its owner's object, or the owner's shared windows. */
@@ -63,11 +82,47 @@ interface Counter {
   count: number;
 }
 
-/** A bucket's two counters, as handed from one object to another when a key's counting moves. */
+/** A bucket's counters and credits, as handed from one object to another when a key's counting moves. */
 export interface BucketCounts {
   minute?: Counter;
   day?: Counter;
+  /** Credits used today. */
+  credits?: Counter;
+  account?: CreditAccount;
 }
+
+/** Whose credits an admin call is about, in the object it reaches: its own credential's, a lineage counted here, or the owner's. */
+export type CreditTarget = { lineageId?: string } | { owner: true };
+
+/** Credits as the keys API shows them. */
+export interface CreditView {
+  balance: number;
+  quota: number;
+  refill: CreditRefill | null;
+  lowThreshold: number | null;
+  /** ISO 8601, or null without a refill. */
+  nextRefillAt: string | null;
+  usedToday: number;
+}
+
+/** An admin's credits call: answered here, or "moved" (the lineage counts in its owner's object now). */
+export type CreditAnswer = { moved: true } | { moved: false; credits: CreditView | null };
+
+export interface CreditSetting {
+  balance: number;
+  refill?: CreditRefill | null;
+  lowThreshold?: number | null;
+}
+
+/** Debiting usage the origin reported after a call. */
+export interface UsageDebit {
+  amount: number;
+  /** As in LimitCheck: set when the call counts in its owner's object. */
+  lineageId?: string;
+  redirected?: boolean;
+}
+
+export type DebitResult = { outcome: "moved" } | { outcome: "debited"; events: LimitEvent[] };
 
 export interface OwnerLimits {
   limitPerMinute: number | null;
@@ -88,9 +143,15 @@ interface LedgerData {
   lastUse: Record<string, number>;
   /** The id usage is filed under (LimitCheck.credentialId); objects from before the ledger kept it in `state`. */
   credentialId?: string;
+  /** Credit accounts by bucket. */
+  credits?: Record<string, CreditAccount>;
+  /** Closed UTC days' credits used, like closedDays. */
+  closedCredits?: Record<string, Record<string, number>>;
 }
 
-const counterName = (bucket: Bucket, window: "minute" | "day"): CounterName => (bucket === "" ? window : `${bucket}:${window}`);
+const counterName = (bucket: Bucket, window: "minute" | "day" | "credits"): CounterName => (bucket === "" ? window : `${bucket}:${window}`);
+/** closedDays' key of a bucket: '' the object's own, else the lineage id. */
+const dayKey = (bucket: Bucket): string => (bucket === "" ? "" : bucket.slice("lineage:".length));
 const lineageBucket = (lineageId: string): Bucket => `lineage:${lineageId}`;
 
 export class RateLimiter extends DurableObject<Env> {
@@ -100,6 +161,10 @@ export class RateLimiter extends DurableObject<Env> {
   private readonly closedDays = new Map<string, Map<string, number>>();
   /** closedDays as ledger JSON; null once they change (at most once a day per bucket). */
   private closedDaysJson: string | null = null;
+  /** Closed UTC days' credits used, like closedDays. */
+  private readonly closedCredits = new Map<string, Map<string, number>>();
+  /** Credit accounts by bucket; a bucket without one draws on no credits. */
+  private readonly credits = new Map<Bucket, CreditAccount>();
   /** Each key's last admission (epoch ms), copied to api_keys.last_used_at by the alarm. */
   private readonly lastUse = new Map<string, number>();
   /** Request ids admitted in the last ~2 minutes, for idempotent retries. Memory only: see check(). */
@@ -178,20 +243,141 @@ export class RateLimiter extends DurableObject<Env> {
       const limit = window === "minute" ? owner?.limitPerMinute : owner?.limitPerDay;
       return limit === null || limit === undefined || ownerUsed![window] < limit;
     };
-    const decide = (outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded", added = 0): LimitDecision => ({
+    const account = this.accountAt(own, now);
+    const ownerAccount = owner ? this.accountAt("owner", now) : undefined;
+    const decide = (
+      outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded" | "credits_exhausted",
+      added = 0,
+      events: LimitEvent[] = [],
+    ): LimitDecision => ({
       outcome,
       ...windowCounts(now, input, ownUsed.minute + added, ownUsed.day + added),
       ...(owner && ownerUsed ? { owner: ownerWindowCounts(now, owner, ownerUsed.minute + added, ownerUsed.day + added) } : {}),
+      // Read after admit(): the balance the call left.
+      ...(account ? { credits: creditState(this.credits.get(own)!, now) } : {}),
+      ...(ownerAccount ? { ownerCredits: creditState(this.credits.get("owner")!, now) } : {}),
+      ...(events.length > 0 ? { events } : {}),
     });
 
     if (!input.consume) return decide("peek");
     if (input.retry && this.alreadyAdmitted(input.requestId)) return decide("admitted");
+    // Credits first: without a refill they come back only when an admin adds some, the longest wait there is.
+    const cost = input.cost ?? 1;
+    const required = Math.max(cost, input.creditReserve ?? 0);
+    if ((account && !creditsCover(account.balance, required)) || (ownerAccount && !creditsCover(ownerAccount.balance, required))) {
+      return decide("credits_exhausted");
+    }
     // Day first: when both windows are exhausted, the day's reset is the true wait.
     if (ownUsed.day >= input.limitPerDay || !ownerRoom("day")) return decide("daily_quota_exceeded");
     if (ownUsed.minute >= input.limitPerMinute || !ownerRoom("minute")) return decide("rate_limited");
 
-    this.admit(input, now, owner ? [own, "owner"] : [own]);
-    return decide("admitted", 1);
+    const events = this.admit(input, now, owner ? [own, "owner"] : [own], cost);
+    if (ownUsed.day + 1 === input.limitPerDay) events.push(dailyEvent("own", dayStart, input.limitPerDay));
+    if (owner?.limitPerDay != null && ownerUsed!.day + 1 === owner.limitPerDay) events.push(dailyEvent("owner", dayStart, owner.limitPerDay));
+    return decide("admitted", 1, events);
+  }
+
+  // ---- Credits: usage the origin reports, and the admin's calls. ----
+
+  /**
+   * Debits usage the origin reported after an admitted call (it may take the
+   * balance below zero: the next call is refused) and counts it as credits
+   * used today. Answers "moved" like check() when the lineage counts elsewhere now.
+   */
+  debit(input: UsageDebit): DebitResult {
+    if (!input.redirected && (input.lineageId === undefined ? this.movedToOwner : this.ownerLimits === null)) return { outcome: "moved" };
+    const now = Date.now();
+    const own: Bucket = input.lineageId === undefined ? "" : lineageBucket(input.lineageId);
+    const events = this.spend(this.ownerLimits ? [own, "owner"] : [own], input.amount, now);
+    this.persist();
+    this.scheduleFlush(now);
+    return { outcome: "debited", events };
+  }
+
+  /** The credits of a bucket here, or "moved" when a lineage's counting is in the other object. */
+  readCredits(target: CreditTarget): CreditAnswer {
+    const bucket = this.creditBucket(target);
+    if (bucket === undefined) return { moved: true };
+    return { moved: false, credits: this.creditView(bucket, Date.now()) };
+  }
+
+  /** Sets a balance (and its refill and low threshold), or removes it (null: calls draw on no credits). A new epoch. */
+  setCredits(target: CreditTarget, setting: CreditSetting | null): CreditAnswer {
+    const bucket = this.creditBucket(target);
+    if (bucket === undefined) return { moved: true };
+    const now = Date.now();
+    if (setting === null) this.credits.delete(bucket);
+    else this.credits.set(bucket, newAccount(setting, now, this.credits.get(bucket)?.epoch ?? 0));
+    this.persist();
+    return { moved: false, credits: this.creditView(bucket, now) };
+  }
+
+  /** Adds credits to a balance; null credits when the bucket has none (topping up needs a balance set first). */
+  topUpCredits(target: CreditTarget, amount: number): CreditAnswer {
+    const bucket = this.creditBucket(target);
+    if (bucket === undefined) return { moved: true };
+    const now = Date.now();
+    const account = this.accountAt(bucket, now);
+    if (!account) return { moved: false, credits: null };
+    this.credits.set(bucket, toppedUp(account, amount));
+    this.persist();
+    return { moved: false, credits: this.creditView(bucket, now) };
+  }
+
+  private creditBucket(target: CreditTarget): Bucket | undefined {
+    if ("owner" in target) return "owner";
+    if (target.lineageId === undefined) return this.movedToOwner ? undefined : "";
+    return this.ownerLimits === null ? undefined : lineageBucket(target.lineageId);
+  }
+
+  private creditView(bucket: Bucket, now: number): CreditView | null {
+    const account = this.accountAt(bucket, now);
+    if (!account) return null;
+    return {
+      balance: account.balance,
+      quota: account.quota,
+      refill: account.refill,
+      lowThreshold: account.lowThreshold,
+      nextRefillAt: account.refill ? new Date(nextRefillAt(account.refill, now)).toISOString() : null,
+      usedToday: this.countIn(counterName(bucket, "credits"), windowStarts(now).dayStart),
+    };
+  }
+
+  /**
+   * A bucket's account as of `now`, refilled if a refill came due. The refill
+   * is kept in memory and written with the next change: it is a function of
+   * the clock, so an object that restarts before then computes it again.
+   */
+  private accountAt(bucket: Bucket, now: number): CreditAccount | undefined {
+    const held = this.credits.get(bucket);
+    if (!held) return undefined;
+    const current = refilled(held, now);
+    if (current !== held) this.credits.set(bucket, current);
+    return current;
+  }
+
+  /** Debits `amount` from each bucket's account (if any) and counts it as credits used today; the caller persists. */
+  private spend(buckets: readonly Bucket[], amount: number, now: number): LimitEvent[] {
+    const { dayStart } = windowStarts(now);
+    const events: LimitEvent[] = [];
+    for (const bucket of buckets) {
+      this.closeDayIfPassed(bucket, dayStart);
+      const used = counterName(bucket, "credits");
+      if (amount !== 0 || this.counters.has(used)) this.counters.set(used, { windowStart: dayStart, count: this.countIn(used, dayStart) + amount });
+      const account = this.accountAt(bucket, now);
+      if (!account || amount === 0) continue;
+      const after = account.balance - amount;
+      this.credits.set(bucket, { ...account, balance: after });
+      for (const type of crossings(account, account.balance, after)) {
+        events.push({
+          type,
+          scope: bucket === "owner" ? "owner" : "own",
+          period: String(account.epoch),
+          data: { balance: after, quota: account.quota, ...(type === "credits.low" ? { threshold: account.lowThreshold } : {}) },
+        });
+      }
+    }
+    return events;
   }
 
   // ---- Per-key state: a lineage's object and the owner's object both hold it for each key. ----
@@ -248,16 +434,18 @@ export class RateLimiter extends DurableObject<Env> {
       return {};
     }
     const handed: Record<string, BucketCounts> = {};
-    const { dayStart } = windowStarts(Date.now());
-    for (const name of [...this.counters.keys()]) {
-      const lineage = /^lineage:(.+):day$/.exec(name)?.[1];
-      if (lineage) this.closeDayIfPassed(lineageBucket(lineage), dayStart);
+    const now = Date.now();
+    const { dayStart } = windowStarts(now);
+    const lineages = new Set<string>();
+    for (const name of this.counters.keys()) {
+      const lineage = /^lineage:(.+):(?:minute|day|credits)$/.exec(name)?.[1];
+      if (lineage) lineages.add(lineage);
     }
-    for (const [name, counter] of [...this.counters]) {
-      const match = /^lineage:(.+):(minute|day)$/.exec(name);
-      if (!match) continue;
-      (handed[match[1]!] ??= {})[match[2] as "minute" | "day"] = counter;
-      this.dropCounter(name);
+    for (const bucket of this.credits.keys()) if (bucket.startsWith("lineage:")) lineages.add(dayKey(bucket));
+    for (const lineage of lineages) {
+      this.closeDayIfPassed(lineageBucket(lineage), dayStart);
+      handed[lineage] = this.bucketCounts(lineageBucket(lineage), now);
+      this.dropBucket(lineageBucket(lineage));
     }
     // The owner's own windows end with the limits; a later limit starts counting afresh.
     this.dropCounter("owner:minute");
@@ -267,12 +455,12 @@ export class RateLimiter extends DurableObject<Env> {
 
   /** In a lineage's object: its counting moves to the owner's object; the counts so far go with it. */
   handOverToOwner(): BucketCounts {
-    this.closeDayIfPassed("", windowStarts(Date.now()).dayStart);
-    const handed: BucketCounts = { minute: this.counters.get("minute"), day: this.counters.get("day") };
+    const now = Date.now();
+    this.closeDayIfPassed("", windowStarts(now).dayStart);
+    const handed = this.bucketCounts("", now);
     this.movedToOwner = true;
     this.sql.exec("INSERT INTO state (name, value) VALUES ('moved_to_owner', '1') ON CONFLICT (name) DO UPDATE SET value = excluded.value");
-    this.dropCounter("minute");
-    this.dropCounter("day");
+    this.dropBucket("");
     return handed;
   }
 
@@ -286,13 +474,34 @@ export class RateLimiter extends DurableObject<Env> {
       this.movedToOwner = false;
       this.sql.exec("DELETE FROM state WHERE name = 'moved_to_owner'");
     }
-    if (lineageId === undefined) {
-      this.addCounts("", counts);
-      return;
+    const bucket: Bucket = lineageId === undefined ? "" : lineageBucket(lineageId);
+    this.addCounts(bucket, counts);
+    // The balance travels with the counts; one set here meanwhile (an admin's, after the move) is newer and kept.
+    if (counts.account && !this.credits.has(bucket)) {
+      this.credits.set(bucket, counts.account);
+      this.persist();
     }
-    this.addCounts(lineageBucket(lineageId), counts);
     // The lineage's calls in the current windows were the owner's calls too.
-    if (this.ownerLimits) this.addCounts("owner", counts);
+    if (lineageId !== undefined && this.ownerLimits) this.addCounts("owner", { minute: counts.minute, day: counts.day });
+  }
+
+  /** A bucket's counters and account, to hand to another object. */
+  private bucketCounts(bucket: Bucket, now: number): BucketCounts {
+    const account = this.accountAt(bucket, now);
+    const credits = this.counters.get(counterName(bucket, "credits"));
+    return {
+      minute: this.counters.get(counterName(bucket, "minute")),
+      day: this.counters.get(counterName(bucket, "day")),
+      ...(credits ? { credits } : {}),
+      ...(account ? { account } : {}),
+    };
+  }
+
+  /** Forgets a bucket's counters and account (handed to another object). */
+  private dropBucket(bucket: Bucket): void {
+    this.credits.delete(bucket);
+    for (const window of ["minute", "day", "credits"] as const) this.counters.delete(counterName(bucket, window));
+    this.persist();
   }
 
   private addCounts(bucket: Bucket, counts: BucketCounts): void {
@@ -300,6 +509,7 @@ export class RateLimiter extends DurableObject<Env> {
     for (const [window, start] of [
       ["minute", minuteStart],
       ["day", dayStart],
+      ["credits", dayStart],
     ] as const) {
       const handed = counts[window];
       if (!handed || handed.windowStart !== start || handed.count === 0) continue; // a window that has passed counts nothing
@@ -364,7 +574,14 @@ export class RateLimiter extends DurableObject<Env> {
    * Counts for usage stats: this minute, today, and the last 31 days (today
    * last), of the object's own credential or of a lineage counted here.
    */
-  usage(lineageId?: string): { minuteUsed: number; dayUsed: number; daily: { day: string; count: number }[]; movedToOwner: boolean } {
+  usage(lineageId?: string): {
+    minuteUsed: number;
+    dayUsed: number;
+    daily: DailyUsage[];
+    movedToOwner: boolean;
+    credits: CreditView | null;
+    creditsUsedToday: number;
+  } {
     const bucket: Bucket = lineageId === undefined ? "" : lineageBucket(lineageId);
     const { minuteStart, dayStart } = windowStarts(Date.now());
     return {
@@ -373,6 +590,8 @@ export class RateLimiter extends DurableObject<Env> {
       minuteUsed: this.countIn(counterName(bucket, "minute"), minuteStart),
       dayUsed: this.countIn(counterName(bucket, "day"), dayStart),
       daily: this.dailyCounts(bucket, DAILY_RETENTION_DAYS),
+      credits: this.creditView(bucket, Date.now()),
+      creditsUsedToday: this.countIn(counterName(bucket, "credits"), dayStart),
     };
   }
 
@@ -381,16 +600,19 @@ export class RateLimiter extends DurableObject<Env> {
    * then the bucket's 'day' counter's own day — today, or the last day with
    * calls when none came since (it is closed into the table by the next admission).
    */
-  private dailyCounts(bucket: Bucket, closedDays: number): { day: string; count: number }[] {
+  private dailyCounts(bucket: Bucket, closedDays: number): DailyUsage[] {
     const open = this.counters.get(counterName(bucket, "day"));
     const openDay = open ? isoDay(open.windowStart) : "9999-12-31";
-    const days = this.closedDays.get(bucket === "" ? "" : bucket.slice("lineage:".length)) ?? new Map<string, number>();
+    const days = this.closedDays.get(dayKey(bucket)) ?? new Map<string, number>();
+    const credits = this.closedCredits.get(dayKey(bucket));
     const closed = [...days]
       .filter(([day]) => day < openDay)
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .slice(-closedDays)
-      .map(([day, count]) => ({ day, count }));
-    return open && open.count > 0 ? [...closed, { day: openDay, count: open.count }] : closed;
+      .map(([day, count]) => ({ day, count, creditsUsed: credits?.get(day) ?? 0 }));
+    const openCredits = this.counters.get(counterName(bucket, "credits"));
+    const creditsUsed = openCredits && open && openCredits.windowStart === open.windowStart ? openCredits.count : 0;
+    return open && open.count > 0 ? [...closed, { day: openDay, count: open.count, creditsUsed }] : closed;
   }
 
   /** Copies the last two days' counts and each key's last-use time to D1, off the request path. */
@@ -408,8 +630,8 @@ export class RateLimiter extends DurableObject<Env> {
       for (const row of this.dailyCounts(bucket, 1)) {
         statements.push(
           this.env.DB.prepare(
-            "INSERT INTO usage_daily (key_id, day, count) VALUES (?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET count = max(count, excluded.count)",
-          ).bind(id, row.day, row.count),
+            "INSERT INTO usage_daily (key_id, day, count, credits_used) VALUES (?, ?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET count = max(count, excluded.count), credits_used = max(credits_used, excluded.credits_used)",
+          ).bind(id, row.day, row.count, row.creditsUsed),
         );
       }
     }
@@ -433,9 +655,11 @@ export class RateLimiter extends DurableObject<Env> {
     for (const [name, counter] of this.counters) counters += `${counters ? "," : ""}${JSON.stringify(name)}:[${counter.windowStart},${counter.count}]`;
     let lastUse = "";
     for (const [keyId, at] of this.lastUse) lastUse += `${lastUse ? "," : ""}${JSON.stringify(keyId)}:${at}`;
-    this.closedDaysJson ??= JSON.stringify(Object.fromEntries([...this.closedDays].map(([bucket, days]) => [bucket, Object.fromEntries(days)])));
+    this.closedDaysJson ??= closedJson(this.closedDays, this.closedCredits);
     const credential = this.credentialId === null ? "" : `,"credentialId":${JSON.stringify(this.credentialId)}`;
-    const data = `{"counters":{${counters}},"closedDays":${this.closedDaysJson},"lastUse":{${lastUse}}${credential}}`;
+    // Only objects that hold credits write them: most rows stay as they were.
+    const credits = this.credits.size === 0 ? "" : `,"credits":${JSON.stringify(Object.fromEntries(this.credits))}`;
+    const data = `{"counters":{${counters}},"closedDays":${this.closedDaysJson}${credits},"lastUse":{${lastUse}}${credential}}`;
     this.sql.exec("INSERT INTO ledger (id, data) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data", data);
   }
 
@@ -445,6 +669,8 @@ export class RateLimiter extends DurableObject<Env> {
       const data = JSON.parse(row.data) as LedgerData;
       for (const [name, [windowStart, count]] of Object.entries(data.counters)) this.counters.set(name, { windowStart, count });
       for (const [bucket, days] of Object.entries(data.closedDays)) this.closedDays.set(bucket, new Map(Object.entries(days)));
+      for (const [bucket, days] of Object.entries(data.closedCredits ?? {})) this.closedCredits.set(bucket, new Map(Object.entries(days)));
+      for (const [bucket, account] of Object.entries(data.credits ?? {})) this.credits.set(bucket as Bucket, account);
       for (const [keyId, at] of Object.entries(data.lastUse)) this.lastUse.set(keyId, at);
       if (data.credentialId !== undefined) this.credentialId = data.credentialId;
       return;
@@ -505,8 +731,8 @@ export class RateLimiter extends DurableObject<Env> {
     if (this.counters.delete(name)) this.persist();
   }
 
-  /** Every bucket's counters, in one synchronous run and one row written (persist). */
-  private admit(input: LimitCheck, now: number, buckets: Bucket[]): void {
+  /** Every bucket's counters and credits, in one synchronous run and one row written (persist). Returns the credit crossings. */
+  private admit(input: LimitCheck, now: number, buckets: Bucket[], cost: number): LimitEvent[] {
     const { minuteStart, dayStart } = windowStarts(now);
     for (const bucket of buckets) {
       this.closeDayIfPassed(bucket, dayStart);
@@ -515,6 +741,7 @@ export class RateLimiter extends DurableObject<Env> {
       this.counters.set(minute, { windowStart: minuteStart, count: this.countIn(minute, minuteStart) + 1 });
       this.counters.set(day, { windowStart: dayStart, count: this.countIn(day, dayStart) + 1 });
     }
+    const events = this.spend(buckets, cost, now);
     if (input.keyId !== undefined) this.lastUse.set(input.keyId, now);
     this.persist();
     this.recentAdmissions.set(input.requestId, now);
@@ -523,6 +750,12 @@ export class RateLimiter extends DurableObject<Env> {
       this.recentPrunedAt = now;
       for (const [id, at] of this.recentAdmissions) if (at < now - ADMITTED_RETENTION_MS) this.recentAdmissions.delete(id);
     }
+    this.scheduleFlush(now);
+    return events;
+  }
+
+  /** The alarm that copies usage to D1, once per flush delay. */
+  private scheduleFlush(now: number): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // A storage write like the others: the output gate holds the reply until it is durable.
@@ -532,18 +765,42 @@ export class RateLimiter extends DurableObject<Env> {
 
   /** A bucket's day counter has passed: keep its final count for usage stats (in memory; the caller persists), and forget days past retention. */
   private closeDayIfPassed(bucket: Bucket, dayStart: number): void {
-    const finished = this.counters.get(counterName(bucket, "day"));
-    if (!finished || finished.windowStart === dayStart || bucket === "owner") return;
-    const key = bucket === "" ? "" : bucket.slice("lineage:".length);
-    const days = this.closedDays.get(key) ?? new Map<string, number>();
-    days.set(isoDay(finished.windowStart), finished.count);
+    if (bucket === "owner") return;
     const oldest = isoDay(dayStart - DAILY_RETENTION_DAYS * DAY_MS);
-    for (const day of days.keys()) if (day < oldest) days.delete(day);
-    this.closedDays.set(key, days);
-    this.closedDaysJson = null;
+    for (const [window, closed] of [
+      ["day", this.closedDays],
+      ["credits", this.closedCredits],
+    ] as const) {
+      const finished = this.counters.get(counterName(bucket, window));
+      if (!finished || finished.windowStart === dayStart) continue;
+      const days = closed.get(dayKey(bucket)) ?? new Map<string, number>();
+      days.set(isoDay(finished.windowStart), finished.count);
+      for (const day of days.keys()) if (day < oldest) days.delete(day);
+      closed.set(dayKey(bucket), days);
+      if (window === "credits") this.counters.delete(counterName(bucket, "credits"));
+      this.closedDaysJson = null;
+    }
   }
+}
+
+/** One UTC day's usage of a bucket: calls admitted and credits used. */
+export interface DailyUsage {
+  day: string;
+  count: number;
+  creditsUsed: number;
 }
 
 function isoDay(epochMs: number): string {
   return new Date(epochMs).toISOString().slice(0, 10);
+}
+
+function dailyEvent(scope: LimitEvent["scope"], dayStart: number, limit: number): LimitEvent {
+  return { type: "quota.daily_exhausted", scope, period: isoDay(dayStart), data: { day: isoDay(dayStart), limit } };
+}
+
+/** The closed days as ledger JSON: calls per day, and credits used per day once any bucket used some. */
+function closedJson(closedDays: Map<string, Map<string, number>>, closedCredits: Map<string, Map<string, number>>): string {
+  const json = (closed: Map<string, Map<string, number>>) =>
+    JSON.stringify(Object.fromEntries([...closed].map(([bucket, days]) => [bucket, Object.fromEntries(days)])));
+  return closedCredits.size === 0 ? json(closedDays) : `${json(closedDays)},"closedCredits":${json(closedCredits)}`;
 }

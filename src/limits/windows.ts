@@ -2,6 +2,8 @@
  * Fixed, UTC-aligned rate-limit windows, the decision the limiter returns, and
  * the response headers that describe it. Pure: the clock is an argument.
  */
+import type { CreditState } from "./credits";
+
 export const MINUTE_MS = 60_000;
 export const DAY_MS = 86_400_000;
 
@@ -41,6 +43,24 @@ export interface LimitCheck {
   lineageId?: string;
   /** The other object answered "moved": this object counts the call whatever it holds, so a move never loops. */
   redirected?: boolean;
+  /** Credits the call costs (its product's cost rule; default 1). Windows count calls, whatever their cost. */
+  cost?: number;
+  /** The least balance a call needs beyond its cost (a metered product's reserve: usage is debited afterwards). */
+  creditReserve?: number;
+}
+
+/**
+ * Something an admission or a debit made happen, for the usage-event
+ * webhooks: a crossing, so it happens once per subject and period. `scope`
+ * says whose: the call's own credential (its key lineage) or its owner.
+ */
+export interface LimitEvent {
+  type: "credits.low" | "credits.exhausted" | "quota.daily_exhausted";
+  scope: "own" | "owner";
+  /** A credits epoch (credits.*), or the UTC day (quota.daily_exhausted). */
+  period: string;
+  /** Plain values only: it crosses the RPC boundary. */
+  data: Record<string, string | number | null>;
 }
 
 export interface WindowState {
@@ -68,8 +88,18 @@ export interface OwnerWindowCounts {
  * other object (its owner's, or its lineage's own) since its key row was cached.
  */
 export type LimitDecision =
-  | ({ outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded" } & WindowCounts & { owner?: OwnerWindowCounts })
+  | ({ outcome: "admitted" | "peek" | "rate_limited" | "daily_quota_exceeded" | "credits_exhausted" } & WindowCounts &
+      CreditCounts & {
+        owner?: OwnerWindowCounts;
+        events?: LimitEvent[];
+      })
   | { outcome: "inactive" | "revoked" | "expired" | "moved" };
+
+/** The balances a call draws on, when it draws on any: its own (key lineage) and its owner's. */
+export interface CreditCounts {
+  credits?: CreditState;
+  ownerCredits?: CreditState;
+}
 
 /** The calendar minute and the UTC day containing `now` (epoch ms has no leap seconds, so both are exact). */
 export function windowStarts(now: number): { minuteStart: number; dayStart: number } {
@@ -111,6 +141,7 @@ export const RATE_LIMIT_HEADERS = [
   "X-RateLimit-Enforced",
   "RateLimit",
   "RateLimit-Policy",
+  "X-Credits-Remaining",
 ] as const;
 
 /** The window with less room left (the owner's, when it binds sooner). */
@@ -130,8 +161,19 @@ export function bindingWindows({ minute, day, owner }: WindowCounts & { owner?: 
  * reset. With owner-level limits the X-RateLimit-* headers report the tighter
  * of each pair of windows, and the IETF pair lists every policy.
  */
-export function rateLimitHeaders({ minute: ownMinute, day: ownDay, owner }: WindowCounts & { owner?: OwnerWindowCounts }): Record<string, string> {
+export function rateLimitHeaders({
+  minute: ownMinute,
+  day: ownDay,
+  owner,
+  credits,
+  ownerCredits,
+}: WindowCounts & CreditCounts & { owner?: OwnerWindowCounts }): Record<string, string> {
   const { minute, day } = bindingWindows({ minute: ownMinute, day: ownDay, owner });
+  const balances: [name: string, credits: CreditState][] = [
+    ...(credits ? [["credits", credits] as [string, CreditState]] : []),
+    ...(ownerCredits ? [["owner-credits", ownerCredits] as [string, CreditState]] : []),
+  ];
+  const binding = bindingCredits(credits, ownerCredits);
   const policies: [name: string, window: WindowState, seconds: number][] = [
     ["minute", ownMinute, MINUTE_MS / 1000],
     ["day", ownDay, DAY_MS / 1000],
@@ -144,7 +186,22 @@ export function rateLimitHeaders({ minute: ownMinute, day: ownDay, owner }: Wind
     "X-RateLimit-Reset": String(minute.resetSeconds),
     "X-RateLimit-Daily-Limit": String(day.limit),
     "X-RateLimit-Daily-Remaining": String(day.remaining),
-    "RateLimit-Policy": policies.map(([name, window, seconds]) => `"${name}";q=${window.limit};w=${seconds}`).join(", "),
-    RateLimit: policies.map(([name, window]) => `"${name}";r=${window.remaining};t=${window.resetSeconds}`).join(", "),
+    "RateLimit-Policy": [
+      ...policies.map(([name, window, seconds]) => `"${name}";q=${window.limit};w=${seconds}`),
+      // A balance's quota is what it was last set or refilled to; `w` only when it refills (a day, or a month as 30 days: the draft has no calendar months).
+      ...balances.map(([name, state]) => `"${name}";q=${Math.max(0, state.quota)}${state.refillSeconds === null ? "" : `;w=${state.refillWindow}`}`),
+    ].join(", "),
+    RateLimit: [
+      ...policies.map(([name, window]) => `"${name}";r=${window.remaining};t=${window.resetSeconds}`),
+      ...balances.map(([name, state]) => `"${name}";r=${Math.max(0, state.balance)}${state.refillSeconds === null ? "" : `;t=${state.refillSeconds}`}`),
+    ].join(", "),
+    // The balance that binds (may be negative after usage the origin reported).
+    ...(binding ? { "X-Credits-Remaining": String(binding.balance) } : {}),
   };
+}
+
+/** The balance with less left: the one that refuses first. */
+export function bindingCredits(own: CreditState | undefined, owner: CreditState | undefined): CreditState | undefined {
+  if (!own || !owner) return own ?? owner;
+  return owner.balance < own.balance ? owner : own;
 }

@@ -97,7 +97,14 @@ export const HEADERS: Record<HeaderName | ProductHeaderName, { description: stri
     description: 'Product calls, IETF draft: remaining and reset per policy, e.g. "minute";r=2;t=10, "day";r=999;t=14110',
     schema: { type: "string" },
   },
-  "RateLimit-Policy": { description: 'Product calls, IETF draft: the policies, e.g. "minute";q=3;w=60, "day";q=1000;w=86400', schema: { type: "string" } },
+  "RateLimit-Policy": {
+    description: 'Product calls, IETF draft: the policies, e.g. "minute";q=3;w=60, "day";q=1000;w=86400, and "credits";q=5000;w=86400 for a key with credits',
+    schema: { type: "string" },
+  },
+  "X-Credits-Remaining": {
+    description: "Product calls of a key with credits: the balance left after this call (negative after usage the origin reported)",
+    schema: { type: "integer" },
+  },
 };
 
 type ProductHeaderName = (typeof RATE_LIMIT_HEADERS)[number];

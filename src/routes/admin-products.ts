@@ -84,6 +84,9 @@ export const adminProductsRoutes = new Hono<AppEnv>()
         caseSensitiveRules: body.caseSensitiveRules ?? false,
         strictTrailingSlash: body.strictTrailingSlash ?? false,
         corsOrigins: body.corsOrigins ?? [],
+        costRules: body.costRules ?? [],
+        usageHeader: body.usageHeader ?? null,
+        usageReserve: body.usageReserve ?? 1,
         createdAt: nowIso(now),
         updatedAt: nowIso(now),
       };

@@ -13,6 +13,8 @@ import { applyOwnerLimits, revokeUserTokens, voidUserTokensBefore } from "../lim
 import { callerJson, requireAdmin } from "../middleware/caller";
 import { validateJson, validateQuery } from "../middleware/validate";
 import { describe } from "../openapi/operation";
+import { publishEvents } from "../webhooks/events";
+import { keyRevokedEvent } from "../webhooks/key-events";
 import { DEFAULT_PAGE_SIZE, encodeCursor } from "./cursor";
 import { propagateKeyChange } from "./keys";
 import { UserCreateSchema, UserDeletedSchema, UserListQuerySchema, UserListSchema, UserPatchSchema, UserResponseSchema, type UserPatchInput } from "./schemas";
@@ -256,6 +258,13 @@ export const adminUsersRoutes = new Hono<AppEnv>()
         deleteUserStatement(db, user.id),
         auditStatement(db, { actor, action: "user.delete", targetType: "user", targetId: user.id, details: { email: user.email } }, now),
       ]);
+      // Saved: one key.revoked each, off the request path.
+      c.executionCtx.waitUntil(
+        publishEvents(
+          c.env,
+          live.map((key) => keyRevokedEvent(key, actor, now, "owner deleted")),
+        ),
+      );
       // With the owner they had: while the owner had owner-level limits their keys counted in the owner's object, which must learn it too.
       for (const key of live) await propagateKeyChange(c.env, { ...key, status: "revoked" });
       return callerJson(c, { id: user.id, deleted: true, revokedKeys: live.map((key) => key.id) });

@@ -24,6 +24,8 @@ import { rehomeLineage, syncKeyState } from "../limits/client";
 import { callerJson, requireUser, type Caller } from "../middleware/caller";
 import { validateJson, validateQuery, validationError } from "../middleware/validate";
 import { describe } from "../openapi/operation";
+import { publishEvents } from "../webhooks/events";
+import { keyCreatedEvent, keyRevokedEvent, keyRotatedEvent } from "../webhooks/key-events";
 import { DEFAULT_PAGE_SIZE, encodeCursor } from "./cursor";
 import {
   KeyCreatedSchema,
@@ -72,7 +74,7 @@ function editorOf(caller: Caller): KeyEditor {
 }
 
 /** A key the caller may see; someone else's is "not found", so ids do not leak. */
-async function visibleKey(c: Context<AppEnv>, id: string): Promise<KeyRecord> {
+export async function visibleKey(c: Context<AppEnv>, id: string): Promise<KeyRecord> {
   const caller = c.get("caller");
   const key = await getKey(c.env.DB, id);
   if (!key || (!caller.isAdmin && key.ownerId !== caller.user?.id)) throw new GatewayError("NOT_FOUND", { message: "No such key" });
@@ -186,6 +188,37 @@ function presentFields<T extends object>(patch: T): Partial<T> {
   return Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
 
+/** Who KEY_DEFAULT_TTL_DAYS is as the setter of an expiry: not the owner, so it binds them like an admin's (auth/key-permissions.ts). */
+export const DEFAULT_TTL_SETTER = "config:KEY_DEFAULT_TTL_DAYS";
+
+/**
+ * Under KEY_DEFAULT_TTL_DAYS, only an admin may give a key no expiry or one
+ * later than the policy's horizon (now + the TTL); a user's explicit expiry
+ * must lie within it. Without the var, nothing is refused here.
+ */
+function ttlRefusal(caller: Caller, ttlDays: number | undefined, expiresAt: string | null | undefined, now: number): GatewayError | undefined {
+  if (caller.isAdmin || ttlDays === undefined || expiresAt === undefined) return undefined;
+  const horizon = now + ttlDays * 86_400_000;
+  const refuse = (message: string) => new GatewayError("FORBIDDEN", { message: `expiresAt: ${message}`, details: { field: "expiresAt" } });
+  if (expiresAt === null) return refuse(`keys expire within ${ttlDays} days (KEY_DEFAULT_TTL_DAYS); only an admin may create or keep a key that never expires`);
+  if (Date.parse(expiresAt) > horizon) return refuse(`keys expire within ${ttlDays} days (KEY_DEFAULT_TTL_DAYS): at the latest ${nowIso(horizon)}`);
+  return undefined;
+}
+
+/**
+ * A new key's expiry: the one named (null: never), else now + KEY_DEFAULT_TTL_DAYS when set, else none; and who set it.
+ */
+function newKeyExpiry(caller: Caller, ttlDays: number | undefined, expiresAt: string | null | undefined, now: number) {
+  if (expiresAt !== undefined) return { expiresAt, expiresSetBy: caller.actor, defaulted: false };
+  if (ttlDays === undefined) return { expiresAt: null, expiresSetBy: null, defaulted: false };
+  return { expiresAt: nowIso(now + ttlDays * 86_400_000), expiresSetBy: DEFAULT_TTL_SETTER, defaulted: true };
+}
+
+/** Runs a webhook publication after the answer, off the request path (publishEvents never throws). */
+function publishInBackground(c: Context<AppEnv>, events: Parameters<typeof publishEvents>[1]): void {
+  c.executionCtx.waitUntil(publishEvents(c.env, events));
+}
+
 async function newKeyMaterial(format: KeyRecord["format"], env: "live" | "test") {
   const key = generateKey(format, env);
   return { key, prefix: keyPrefix(key), hash: await hashKey(key), env: keyEnv(key, format) };
@@ -222,6 +255,10 @@ export const keysRoutes = new Hono<AppEnv>()
       // Unless the body says otherwise, a key gets what its owner may use.
       const owner = ownerId === null ? undefined : ownerId === caller.user?.id ? caller.user : await getUser(c.env.DB, ownerId);
       const now = Date.now();
+      const ttlDays = c.get("config").keyDefaultTtlDays;
+      const ttlProblem = ttlRefusal(caller, ttlDays, body.expiresAt, now);
+      if (ttlProblem) throw ttlProblem;
+      const expiry = newKeyExpiry(caller, ttlDays, body.expiresAt, now);
       const material = await newKeyMaterial(format, body.env ?? "live");
       const id = crypto.randomUUID();
       const record: KeyRecord = {
@@ -238,7 +275,7 @@ export const keysRoutes = new Hono<AppEnv>()
         createdAt: nowIso(now),
         updatedAt: nowIso(now),
         lastUsedAt: null,
-        expiresAt: body.expiresAt ?? null,
+        expiresAt: expiry.expiresAt,
         rateLimitPerMinute: body.rateLimitPerMinute ?? null,
         rateLimitPerDay: body.rateLimitPerDay ?? null,
         ipAllowlist: body.ipAllowlist ?? [],
@@ -248,16 +285,22 @@ export const keysRoutes = new Hono<AppEnv>()
         rotatedTo: null,
         graceUntil: null,
         version: 1,
-        // Who set them: the creator (an admin's expiry on a user's key binds that user).
+        // Who set them: the creator (an admin's expiry on a user's key binds that user), or KEY_DEFAULT_TTL_DAYS (binding the owner too).
         statusSetBy: caller.actor,
-        expiresSetBy: body.expiresAt === undefined ? null : caller.actor,
+        expiresSetBy: expiry.expiresSetBy,
       };
       const owned = record.ownerId === null ? undefined : { ...record, ownerId: record.ownerId };
       const [inserted] = await c.env.DB.batch([
         owned ? insertKeyWithinOwnerCapStatement(c.env.DB, owned) : insertKeyStatement(c.env.DB, record),
         auditStatement(
           c.env.DB,
-          { actor: caller.actor, action: "key.create", targetType: "key", targetId: record.id, details: { prefix: record.prefix, ...body } },
+          {
+            actor: caller.actor,
+            action: "key.create",
+            targetType: "key",
+            targetId: record.id,
+            details: { prefix: record.prefix, ...body, ...(expiry.defaulted ? { expiresAt: record.expiresAt, expiresSetBy: DEFAULT_TTL_SETTER } : {}) },
+          },
           now,
         ),
       ]);
@@ -269,6 +312,7 @@ export const keysRoutes = new Hono<AppEnv>()
       }
       // This isolate may hold a negative cache entry for the new prefix.
       invalidateKeyCache(record.prefix);
+      publishInBackground(c, [keyCreatedEvent(record, caller.actor, now)]);
       c.header("ETag", etagOf(record));
       return callerJson(c, { ...keyView(record), key: material.key }, 201);
     },
@@ -334,6 +378,8 @@ export const keysRoutes = new Hono<AppEnv>()
       assertAdminDecisionsKept(caller, key, patch);
       await assertOwnerExists(c.env.DB, patch.ownerId);
       const now = Date.now();
+      const ttlProblem = ttlRefusal(caller, c.get("config").keyDefaultTtlDays, patch.expiresAt, now);
+      if (ttlProblem) throw ttlProblem;
       const changes = { ...patch, ...decisionSetters(editorOf(caller), caller.actor, key, patch) };
       // Only the named columns, only at the version judged above; the audit row only if that write happened.
       const [result] = await c.env.DB.batch([
@@ -374,9 +420,12 @@ export const keysRoutes = new Hono<AppEnv>()
         revokeKeyStatement(c.env.DB, key.id, nowIso(now), { actor: caller.actor, expectedVersion: ifMatch ? key.version : undefined }),
         auditStatement(c.env.DB, { actor: caller.actor, action: "key.revoke", targetType: "key", targetId: key.id }, now),
       ]);
-      const revoked = (result && writtenKey(result)) ?? (await getKey(c.env.DB, key.id));
+      const revokedNow = result && writtenKey(result);
+      const revoked = revokedNow ?? (await getKey(c.env.DB, key.id));
       // Not revoked by us nor by anyone: an If-Match revocation that lost a race.
       if (revoked?.status !== "revoked") throw await lostRace(c.env.DB, key.id, ifMatch);
+      // Saved: the event goes out even if the object below cannot be told (a repeat writes, and publishes, nothing new).
+      if (revokedNow) publishInBackground(c, [keyRevokedEvent(revokedNow, caller.actor, now)]);
       await propagateKeyChange(c.env, revoked);
       c.header("ETag", etagOf(revoked));
       return callerJson(c, { id: key.id, status: "revoked" });
@@ -452,6 +501,7 @@ export const keysRoutes = new Hono<AppEnv>()
       // Rotated or revoked by someone else since we read it: nothing of this attempt remains.
       if (marked?.meta.changes === 0) throw new GatewayError("CONFLICT", { message: "The key changed meanwhile; read it and try again" });
       invalidateKeyCache(replacement.prefix);
+      publishInBackground(c, [keyRotatedEvent(key, replacement, graceUntil, caller.actor, now)]);
       await propagateKeyChange(c.env, rotated);
       return callerJson(c, { ...keyView(replacement), key: material.key, rotatedFrom: key.id, graceUntil }, 201);
     },

@@ -7,6 +7,7 @@ import { AUDIT_TARGET_TYPES, type AuditPosition } from "../db/audit";
 import type { KeyPosition } from "../db/keys";
 import type { ProductPosition } from "../db/products";
 import type { UserPosition } from "../db/users";
+import { MAX_CALL_COST } from "../limits/pricing";
 import { cursorParam, MAX_PAGE_SIZE } from "./cursor";
 
 /**
@@ -68,7 +69,8 @@ export const KeyCreateSchema = z.strictObject({
   ownerId: z.optional(z.string().check(z.minLength(1), z.maxLength(100))),
   products: z.optional(productList),
   scopes: z.optional(scopeList),
-  expiresAt: z.optional(futureTime),
+  // null: never expires, even when KEY_DEFAULT_TTL_DAYS is set (admins only; routes/keys.ts).
+  expiresAt: z.optional(z.nullable(futureTime)),
   rateLimitPerMinute: z.optional(perMinute),
   rateLimitPerDay: z.optional(perDay),
   ipAllowlist: z.optional(ipAllowlist),
@@ -98,25 +100,43 @@ export const KeyRotateSchema = z.strictObject({
   gracePeriodSeconds: z.optional(z.int().check(z.gte(0), z.lte(MAX_GRACE_PERIOD_SECONDS))),
 });
 
+const ruleMethod = z.optional(
+  z.pipe(
+    z.string().check(z.regex(/^[A-Za-z]{1,20}$/, "must be an HTTP method")),
+    z.transform((value: string) => value.toUpperCase()),
+  ),
+);
+// Linear matching needs bounded globs: at most MAX_GLOBSTARS_PER_RULE "**", each a whole segment, written canonically.
+const rulePath = z.optional(
+  z.string().check(
+    z.maxLength(MAX_RULE_PATH_LENGTH),
+    z.superRefine((glob, ctx) => {
+      const problem = globProblem(glob);
+      if (problem) ctx.addIssue({ code: "custom", message: problem, input: glob });
+    }),
+  ),
+);
 const scopeRule = z.strictObject({
-  method: z.optional(
-    z.pipe(
-      z.string().check(z.regex(/^[A-Za-z]{1,20}$/, "must be an HTTP method")),
-      z.transform((value: string) => value.toUpperCase()),
-    ),
-  ),
-  // Linear matching needs bounded globs: at most MAX_GLOBSTARS_PER_RULE "**", each a whole segment, written canonically.
-  path: z.optional(
-    z.string().check(
-      z.maxLength(MAX_RULE_PATH_LENGTH),
-      z.superRefine((glob, ctx) => {
-        const problem = globProblem(glob);
-        if (problem) ctx.addIssue({ code: "custom", message: problem, input: glob });
-      }),
-    ),
-  ),
+  method: ruleMethod,
+  path: rulePath,
   scope: z.string().check(z.regex(/^[A-Za-z0-9:._-]{1,100}$/, "must be letters, digits and : . _ - (max 100)")),
 });
+
+const RESERVED_USAGE_HEADER =
+  /^(content-.*|transfer-encoding|connection|set-cookie|location|etag|cache-control|vary|date|www-authenticate|retry-after|x-request-id|x-auth-.*|x-ratelimit-.*|ratelimit(-policy)?|x-credits-remaining|access-control-.*)$/i;
+
+/** A whole number of credits. */
+const creditAmount = z.int().check(z.gte(0), z.lte(MAX_CALL_COST));
+const costRule = z.strictObject({ method: ruleMethod, path: rulePath, cost: creditAmount });
+const COST_RULES_DESCRIPTION = "What a call costs in credits: the first rule matching its method and path decides; no match costs 1";
+/** An HTTP field name (RFC 9110 token), as the origin sends it. */
+const usageHeader = z.string().check(
+  z.regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, "must be an HTTP header name"),
+  // keygate strips the usage header from answers: never one an answer needs, nor one keygate sets itself.
+  z.refine((name) => !RESERVED_USAGE_HEADER.test(name), "must not be a header the answer needs or keygate sets (Content-*, Set-Cookie, X-RateLimit-*, …)"),
+);
+const USAGE_HEADER_DESCRIPTION =
+  "The response header the origin reports a call's metered usage in (e.g. X-Usage-Cost): stripped from the answer and debited from the key's credits afterwards; null = none";
 
 const CORS_ORIGINS_DESCRIPTION =
   'Browser origins admitted cross-origin (CORS): exact origins such as "https://app.example.com" (scheme://host[:port]), or ["*"] for any; ' +
@@ -154,6 +174,9 @@ const productFields = {
   caseSensitiveRules: z.optional(z.boolean()),
   strictTrailingSlash: z.optional(z.boolean()),
   corsOrigins: z.optional(corsOrigins),
+  costRules: z.optional(z.array(costRule).check(z.maxLength(100), z.describe(COST_RULES_DESCRIPTION))),
+  usageHeader: z.optional(z.nullable(usageHeader.check(z.describe(USAGE_HEADER_DESCRIPTION)))),
+  usageReserve: z.optional(creditAmount.check(z.describe("With a usage header: the least balance a call needs to be admitted (default 1)"))),
 };
 
 export const ProductCreateSchema = z.strictObject({ slug, ...productFields });
@@ -331,6 +354,9 @@ export const ProductViewSchema = z.object({
   caseSensitiveRules: z.boolean(),
   strictTrailingSlash: z.boolean(),
   corsOrigins: z.array(z.string()).check(z.describe(CORS_ORIGINS_DESCRIPTION)),
+  costRules: z.array(z.object({ method: z.optional(z.string()), path: z.optional(z.string()), cost: z.int() })).check(z.describe(COST_RULES_DESCRIPTION)),
+  usageHeader: z.nullable(z.string()).check(z.describe(USAGE_HEADER_DESCRIPTION)),
+  usageReserve: z.int(),
   createdAt: isoTime,
   updatedAt: isoTime,
 });
@@ -349,6 +375,48 @@ export const AuditEntrySchema = z.object({
 });
 export const AuditListSchema = z.object({ authMethod, entries: z.array(AuditEntrySchema), nextCursor });
 
+// ---- credits (src/routes/credits.ts) ----
+
+const creditRefill = z
+  .strictObject({
+    amount: creditAmount.check(z.gte(1), z.describe("The balance a refill restores")),
+    interval: z.enum(["day", "month"]).check(z.describe("day: every day at 00:00 UTC; month: on dayOfMonth at 00:00 UTC")),
+    dayOfMonth: z.optional(z.int().check(z.gte(1), z.lte(31), z.describe("For monthly refills (default 1); a shorter month refills on its last day"))),
+  })
+  .check(z.refine((refill) => refill.interval === "month" || refill.dayOfMonth === undefined, "dayOfMonth is for monthly refills only"));
+
+export const CreditsSetSchema = z.strictObject({
+  balance: creditAmount.check(z.describe("The balance from now on")),
+  refill: z.optional(z.nullable(creditRefill)),
+  lowThreshold: z.optional(z.nullable(creditAmount.check(z.describe("At or below this balance, a credits.low event is sent (once per top-up or refill)")))),
+});
+export type CreditsSetInput = z.infer<typeof CreditsSetSchema>;
+
+export const CreditsTopUpSchema = z.strictObject({
+  amount: creditAmount.check(z.gte(1), z.describe("Credits to add to the balance")),
+});
+
+const CreditsViewSchema = z.object({
+  balance: z.int().check(z.describe("Credits left; negative after usage the origin reported beyond it (every call is then refused)")),
+  quota: z.int().check(z.describe("What the balance was last set, topped up or refilled to")),
+  refill: z.nullable(z.object({ amount: z.int(), interval: z.enum(["day", "month"]), dayOfMonth: z.optional(z.int()) })),
+  lowThreshold: z.nullable(z.int()),
+  nextRefillAt: z.nullable(isoTime),
+  usedToday: z.int().check(z.describe("Credits used today (UTC): costs at admission plus reported usage")),
+});
+
+export const KeyCreditsSchema = z.object({
+  authMethod,
+  keyId: z.string(),
+  lineageId: described("The rotation lineage: a rotation's keys share one balance"),
+  credits: z.nullable(CreditsViewSchema.check(z.describe("null: the key draws on no credits (only its rate limits bind)"))),
+});
+export const OwnerCreditsSchema = z.object({
+  authMethod,
+  userId: z.string(),
+  credits: z.nullable(CreditsViewSchema.check(z.describe("null: the owner's keys draw on no shared credits"))),
+});
+
 const windowSchema = z.object({ limit: z.number(), used: z.number(), remaining: z.number() });
 export const UsageStatsSchema = z.object({
   authMethod,
@@ -358,7 +426,14 @@ export const UsageStatsSchema = z.object({
       prefix: z.string(),
       minute: z.extend(windowSchema, { resetSeconds: z.number() }),
       day: windowSchema,
-      last30Days: z.array(z.object({ date: described("YYYY-MM-DD (UTC)"), count: z.number() })),
+      last30Days: z.array(
+        z.object({
+          date: described("YYYY-MM-DD (UTC)"),
+          count: z.number(),
+          creditsUsed: z.int().check(z.describe("Credits used that day: costs at admission plus usage the origin reported")),
+        }),
+      ),
+      credits: z.nullable(CreditsViewSchema.check(z.describe("The key's balance now; null when it draws on none"))),
     }),
   ),
 });
@@ -387,6 +462,7 @@ export const VerifyRequestSchema = z.strictObject({
   product: z.optional(slug.check(z.describe("Check access to this product and count the call against its limits"))),
   scopes: z.optional(scopeList.check(z.describe("Scopes the call needs: each must be granted to the key"))),
   consume: z.optional(z.boolean().check(z.describe("Count the call (default true); false only reports the limits"))),
+  cost: z.optional(creditAmount.check(z.describe("Credits the call costs, for a key with credits (default 1)"))),
   ip: z.optional(
     z.string().check(
       z.refine((value) => parseIp(value) !== undefined, "must be an IPv4 or IPv6 address"),
@@ -409,12 +485,19 @@ export const VerifyAnswerSchema = z.object({
   scopes: z.array(z.string()),
   expiresAt: z.nullable(isoTime),
   requiredScope: z.nullable(described("API_KEY_SCOPE_MISSING: the scope the key lacks")),
-  retryAfter: z.nullable(z.number().check(z.describe("RATE_LIMIT_EXCEEDED / DAILY_QUOTA_EXCEEDED: seconds until the window resets"))),
+  retryAfter: z.nullable(
+    z.number().check(z.describe("RATE_LIMIT_EXCEEDED / DAILY_QUOTA_EXCEEDED: seconds until the window resets; CREDITS_EXHAUSTED: until the next refill")),
+  ),
   limits: z.nullable(
     z.object({
       enforced: z.boolean().check(z.describe("false when the limiter was unreachable and RATE_LIMIT_FAILURE_MODE is open")),
       minute: z.nullable(verifyWindow),
       day: z.nullable(verifyWindow),
+      credits: z.nullable(
+        z
+          .object({ balance: z.int(), quota: z.int(), refillSeconds: z.nullable(z.int()) })
+          .check(z.describe("The key's credits (the owner's, when theirs are lower); null when it draws on none")),
+      ),
     }),
   ),
 });

@@ -104,12 +104,12 @@ export const usageRoutes = new Hono<AppEnv>().get(
       dailyUsage(c.env.DB, [...new Set(keys.map((key) => key.lineageId))], days[0]!),
       Promise.all(keys.map((key) => liveCounts(c.env, key))),
     ]);
-    const counted = new Map(history.map((row) => [`${row.keyId} ${row.day}`, row.count]));
+    const counted = new Map(history.map((row) => [`${row.keyId} ${row.day}`, row]));
     const today = days.at(-1);
 
     return callerJson(c, {
       keys: keys.map((key, i) => {
-        const { minuteUsed, dayUsed } = live[i]!;
+        const { minuteUsed, dayUsed, credits, creditsUsedToday } = live[i]!;
         const { minute, day } = windowCounts(now, displayedLimits(key, products, config), minuteUsed, dayUsed);
         return {
           id: key.id,
@@ -118,9 +118,13 @@ export const usageRoutes = new Hono<AppEnv>().get(
           day: { limit: day.limit, used: day.used, remaining: day.remaining },
           // D1 trails the live count by up to a flush delay: today shows the larger.
           last30Days: days.map((date) => {
-            const stored = counted.get(`${key.lineageId} ${date}`) ?? 0;
-            return { date, count: date === today ? Math.max(stored, dayUsed) : stored };
+            const stored = counted.get(`${key.lineageId} ${date}`);
+            const count = stored?.count ?? 0;
+            const creditsUsed = stored?.creditsUsed ?? 0;
+            if (date !== today) return { date, count, creditsUsed };
+            return { date, count: Math.max(count, dayUsed), creditsUsed: Math.max(creditsUsed, creditsUsedToday) };
           }),
+          credits,
         };
       }),
     });

@@ -26,7 +26,7 @@ export const verifyRoutes = new Hono<AppEnv>().post(
   requireService(),
   validateJson(VerifyRequestSchema),
   async (c) => {
-    const answer = await verifyKey(c.env, c.get("config"), c.req.valid("json"), c.get("requestId"), Date.now());
+    const answer = await verifyKey(c.env, c.get("config"), c.req.valid("json"), c.get("requestId"), Date.now(), (work) => c.executionCtx.waitUntil(work));
     return c.json({ authMethod: "service_token" as const, ...answer });
   },
 );

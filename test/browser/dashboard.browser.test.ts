@@ -612,3 +612,120 @@ describe('dashboard in chromium', () => {
     await page.close();
   });
 });
+
+describe('dashboard credits (issue 16)', () => {
+  const adminJson = () => ({ Authorization: `Bearer ${gateway.secrets.ADMIN_TOKEN}`, 'Content-Type': 'application/json' });
+
+  /** A fresh key made through the admin API (its name is unique), for the usage picker to select. */
+  async function makeKey(fields: Record<string, unknown>): Promise<{ id: string; key: string; prefix: string; name: string }> {
+    const made = await gateway.fetch('/api/v1/keys', { method: 'POST', headers: adminJson(), body: JSON.stringify(fields) });
+    expect(made.status, JSON.stringify(await readJson(made.clone()))).toBe(201);
+    return readJson(made);
+  }
+
+  async function creditsOf(id: string): Promise<Record<string, any> | null> {
+    return (await readJson<{ credits: Record<string, any> | null }>(await gateway.fetch(`/api/v1/keys/${id}/credits`, { headers: adminJson() }))).credits;
+  }
+
+  async function showUsageOf(page: Page, made: { name: string; prefix: string }): Promise<void> {
+    await openTab(page, 'usage');
+    await page.locator('#usage-chart svg').waitFor();
+    await page.locator('#usage-key').selectOption({ label: `${made.name} · ${made.prefix} (active)` });
+  }
+
+  it('lets an admin set credits with a refill, top them up and remove them; a refused top-up shows the API message', async () => {
+    const made = await makeKey({ name: `credits ${Date.now().toString(36)}`, products: ['defi'] });
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, ADMIN);
+    await showUsageOf(page, made);
+    const text = page.locator('#credits-text');
+    await expect.poll(() => text.textContent(), { timeout: WAIT_MS }).toBe('No credit balance: only rate limits apply.');
+    expect(await page.locator('#credits-remove').isHidden(), 'nothing to remove').toBe(true);
+    expect(await page.locator('#credits-meter').isHidden()).toBe(true);
+
+    // No balance to add to: the API's 409, in its own words.
+    await page.locator('#credits-top-up-form input[name=amount]').fill('5');
+    await page.locator('#credits-top-up-form button[type=submit]').click();
+    await page.locator('#error').waitFor({ state: 'visible' });
+    expect(await page.locator('#error-message').textContent()).toBe('There is no balance to top up: set one first (PUT …/credits)');
+    expect(await page.locator('#error').textContent()).not.toMatch(/[{}]|CONFLICT/);
+    expect(await creditsOf(made.id)).toBeNull();
+
+    // Set: a balance, a daily refill and a low threshold.
+    const setForm = page.locator('#credits-set-form');
+    expect(await setForm.locator('input[name=refillAmount]').isDisabled(), 'no refill, no amount').toBe(true);
+    await setForm.locator('input[name=balance]').fill('20');
+    await setForm.locator('select[name=interval]').selectOption('day');
+    expect(await setForm.locator('input[name=dayOfMonth]').isDisabled(), 'a day of month is for monthly refills').toBe(true);
+    await setForm.locator('input[name=refillAmount]').fill('100');
+    await setForm.locator('input[name=lowThreshold]').fill('5');
+    await setForm.locator('button[type=submit]').click();
+    await expect.poll(() => text.textContent(), { timeout: WAIT_MS }).toBe('20 of 20 credits left, 0 used today; low at 5');
+    expect(await page.locator('#error').isHidden(), 'the old error is cleared').toBe(true);
+    expect(await page.locator('#status').textContent()).toBe(`Credits of ${made.prefix} set to 20.`);
+    expect(await page.locator('#credits-refill').textContent()).toMatch(/^Refills to 100 every day \(00:00 UTC\); next refill \d{4}-\d\d-\d\d \d\d:\d\d$/);
+    const tomorrow = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1)).toISOString();
+    expect(await page.locator('#credits-refill time').getAttribute('datetime')).toBe(tomorrow);
+    expect(await creditsOf(made.id)).toMatchObject({ balance: 20, quota: 20, lowThreshold: 5, refill: { amount: 100, interval: 'day' } });
+    expect(await page.locator('#credits-meter').evaluate((meter) => [(meter as HTMLMeterElement).value, (meter as HTMLMeterElement).max])).toEqual([20, 20]);
+    // The form now shows what is set, since the next set replaces all of it.
+    expect(await setForm.locator('input[name=refillAmount]').inputValue()).toBe('100');
+    await expectNoSeriousViolations(page, 'the usage tab with credits, as an admin');
+
+    // A call costs one credit; a top-up adds to what is left, and the page shows the API's balance.
+    const used = await callWithKey(made.key);
+    expect(used.status).toBe(200);
+    expect(used.headers.get('X-Credits-Remaining')).toBe('19');
+    await page.locator('#credits-top-up-form input[name=amount]').fill('10');
+    await page.locator('#credits-top-up-form button[type=submit]').click();
+    await expect.poll(() => text.textContent(), { timeout: WAIT_MS }).toBe('29 of 29 credits left, 1 used today; low at 5');
+    expect(await page.locator('#status').textContent()).toBe(`Added 10 credits to ${made.prefix}.`);
+    expect(await page.locator('#credits-used-text').textContent()).toBe(`Credits used per UTC day: ${new Date().toISOString().slice(5, 10)}: 1`);
+    expect(await creditsOf(made.id)).toMatchObject({ balance: 29, usedToday: 1 });
+    await page.screenshot({ path: screenshotPath('credits-admin'), fullPage: true });
+
+    // Remove: back to rate limits only.
+    await page.locator('#credits-remove').click();
+    await expect.poll(() => text.textContent(), { timeout: WAIT_MS }).toBe('No credit balance: only rate limits apply.');
+    expect(await creditsOf(made.id)).toBeNull();
+    const free = await callWithKey(made.key);
+    expect(free.headers.get('X-Credits-Remaining')).toBeNull();
+
+    const audit = await readJson<{ entries: { action: string; targetId: string }[] }>(
+      await gateway.fetch('/api/v1/admin/audit?limit=200', { headers: adminJson() }),
+    );
+    expect(audit.entries.filter((entry) => entry.targetId === made.id).map((entry) => entry.action)).toEqual(
+      expect.arrayContaining(['key.credits.set', 'key.credits.top_up', 'key.credits.remove']),
+    );
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it("shows an owner their key's balance and refill, without the admin controls", async () => {
+    const users = await readJson<{ users: { id: string; email: string }[] }>(await gateway.fetch('/api/v1/admin/users?limit=200', { headers: adminJson() }));
+    const owner = users.users.find((user) => user.email === USER.email)!;
+    const made = await makeKey({ name: `owned credits ${Date.now().toString(36)}`, ownerId: owner.id });
+    const set = await gateway.fetch(`/api/v1/keys/${made.id}/credits`, {
+      method: 'PUT',
+      headers: adminJson(),
+      body: JSON.stringify({ balance: 40, refill: { amount: 40, interval: 'month', dayOfMonth: 15 } }),
+    });
+    expect(set.status).toBe(200);
+
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, USER);
+    await showUsageOf(page, made);
+    await expect.poll(() => page.locator('#credits-text').textContent(), { timeout: WAIT_MS }).toBe('40 of 40 credits left, 0 used today');
+    expect(await page.locator('#credits-refill').textContent()).toMatch(/^Refills to 40 every month on day 15 \(UTC\); next refill /);
+    for (const control of ['#credits-set-form', '#credits-top-up-form', '#credits-remove']) {
+      expect(await page.locator(control).isHidden(), `${control} is for admins`).toBe(true);
+    }
+    // Not in the Tab order either: nothing of the admin controls can take focus.
+    expect(await page.locator('#credits-card .credits-admin').evaluate((node) => getComputedStyle(node).display)).toBe('none');
+    await expectNoSeriousViolations(page, 'the usage tab with credits, as an owner');
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+});

@@ -300,3 +300,161 @@ describe('npm run keygate (admin CLI) against wrangler dev', () => {
     expect(unreachable.stderr).toContain('cannot reach keygate at http://127.0.0.1:9');
   });
 });
+
+describe('npm run keygate -- keys credits / users credits / products create --cost-rule (issue 16)', () => {
+  const slug = `clicr-${Date.now().toString(36)}`;
+  const prefix = `/api/${slug}`;
+  let keyId = '';
+  let key = '';
+
+  /** A call with the key: its status and the balance it left (X-Credits-Remaining). */
+  async function call(path: string): Promise<{ status: number; remaining: string | null }> {
+    const response = await gateway().fetch(path, { headers: { 'X-API-Key': key } });
+    await response.arrayBuffer();
+    return { status: response.status, remaining: response.headers.get('x-credits-remaining') };
+  }
+
+  it('products create takes repeatable --cost-rule METHOD:PATH=COST and --usage-header, and prints them', async () => {
+    const made = await cli([
+      'products',
+      'create',
+      '--slug',
+      slug,
+      '--name',
+      'CLI credits',
+      '--prefix',
+      prefix,
+      '--origin',
+      gateway().origin.url,
+      '--cost-rule',
+      'GET:/priced=3',
+      '--cost-rule',
+      '*:/free/**=0',
+      '--usage-header',
+      'X-Usage-Cost',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout).toContain(`Created product ${slug}`);
+    expect(made.stdout).toContain('Credits: cost rules GET:/priced=3, *:/free/**=0; usage header X-Usage-Cost (reserve 1)');
+    const listed = await readJson<{ products: { slug: string; costRules: unknown; usageHeader: string | null }[] }>(
+      await gateway().fetch('/api/v1/admin/products?limit=200', { headers: { Authorization: `Bearer ${gateway().secrets.ADMIN_TOKEN}` } }),
+    );
+    expect(listed.products.find((product) => product.slug === slug)).toMatchObject({
+      costRules: [
+        { method: 'GET', path: '/priced', cost: 3 },
+        { path: '/free/**', cost: 0 },
+      ],
+      usageHeader: 'X-Usage-Cost',
+    });
+
+    const bad = await cli([
+      'products',
+      'create',
+      '--slug',
+      `${slug}-bad`,
+      '--name',
+      'x',
+      '--prefix',
+      `${prefix}-bad`,
+      '--origin',
+      gateway().origin.url,
+      '--cost-rule',
+      '/x',
+    ]);
+    expect(bad.code, 'bad usage, nothing sent').toBe(2);
+    expect(bad.stderr).toContain('--cost-rule must be METHOD:PATH=COST');
+  });
+
+  it('keys credits shows no balance, then --set with a daily refill and a low threshold', async () => {
+    const created = await cli(['keys', 'create', '--name', 'cli credits key', '--products', slug, '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    ({ id: keyId, key } = JSON.parse(created.stdout));
+
+    const none = await cli(['keys', 'credits', keyId]);
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stdout.trim()).toBe(`Key ${keyId}: no credit balance; only rate limits apply`);
+    expect((await call(`${prefix}/priced`)).remaining, 'no balance, no credits header').toBeNull();
+
+    const set = await cli(['keys', 'credits', keyId, '--set', '10', '--refill-amount', '100', '--refill-interval', 'day', '--low', '2']);
+    expect(set.code, set.stderr).toBe(0);
+    const now = new Date();
+    const tomorrow = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)).toISOString();
+    // The priced call above, made without a balance, still counts as credits used today (a bill is made from it).
+    expect(set.stdout.trim().split('\n')).toEqual([
+      `Key ${keyId}: 10 of 10 credits left, 3 used today, low at 2`,
+      `Refill: to 100 every day (00:00 UTC), next at ${tomorrow}`,
+    ]);
+
+    // The cost rule prices the call; the balance the CLI shows is the gateway's.
+    expect(await call(`${prefix}/priced`)).toEqual({ status: 200, remaining: '7' });
+    expect(await call(`${prefix}/free/thing`)).toEqual({ status: 200, remaining: '7' });
+    const shown = await cli(['keys', 'credits', keyId, '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ keyId, credits: { balance: 7, quota: 10, usedToday: 6, lowThreshold: 2, nextRefillAt: tomorrow } });
+  });
+
+  it('keys credits --top-up adds to the balance; --remove leaves only the rate limits; each is in the audit log', async () => {
+    const topped = await cli(['keys', 'credits', keyId, '--top-up', '5']);
+    expect(topped.code, topped.stderr).toBe(0);
+    expect(topped.stdout.split('\n')[0]).toBe(`Key ${keyId}: 12 of 12 credits left, 6 used today, low at 2`);
+    expect(await call(`${prefix}/priced`)).toEqual({ status: 200, remaining: '9' });
+
+    const removed = await cli(['keys', 'credits', keyId, '--remove']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout.trim()).toBe(`Key ${keyId}: credit balance removed; only rate limits apply`);
+    expect(await call(`${prefix}/priced`)).toEqual({ status: 200, remaining: null });
+    expect((await cli(['keys', 'credits', keyId])).stdout.trim()).toBe(`Key ${keyId}: no credit balance; only rate limits apply`);
+
+    const audit = await readJson<{ entries: { action: string; targetId: string }[] }>(
+      await gateway().fetch('/api/v1/admin/audit?limit=200', { headers: { Authorization: `Bearer ${gateway().secrets.ADMIN_TOKEN}` } }),
+    );
+    const actions = audit.entries.filter((entry) => entry.targetId === keyId).map((entry) => entry.action);
+    expect(actions).toEqual(expect.arrayContaining(['key.credits.set', 'key.credits.top_up', 'key.credits.remove']));
+  });
+
+  it("a top-up without a balance prints the gateway's 409 message and exits 1", async () => {
+    const refused = await cli(['keys', 'credits', keyId, '--top-up', '5']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toBe('Error: There is no balance to top up: set one first (PUT …/credits) (CONFLICT)');
+    expect(refused.stdout).toBe('');
+  });
+
+  it('bad credits usage exits 2 without calling the gateway', async () => {
+    const cases: [string[], string][] = [
+      [['keys', 'credits'], 'keys credits needs a key id'],
+      [['keys', 'credits', keyId, '--set', '5', '--top-up', '5'], 'give one of --set, --top-up and --remove'],
+      [['keys', 'credits', keyId, '--low', '5'], '--low only go with --set'],
+      [['keys', 'credits', keyId, '--set', '5', '--refill-amount', '9'], '--refill-amount and --refill-interval go together'],
+      [['keys', 'credits', keyId, '--set', '5', '--refill-amount', '9', '--refill-interval', 'week'], '--refill-interval must be day or month'],
+      [['keys', 'credits', keyId, '--set', 'lots'], '--set must be a whole number'],
+    ];
+    for (const [args, message] of cases) {
+      const result = await cli(args);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toContain(message);
+    }
+    expect((await cli(['keys', 'credits', keyId])).stdout.trim(), 'nothing was set').toBe(`Key ${keyId}: no credit balance; only rate limits apply`);
+  });
+
+  it('users credits: refused (409) without owner-level limits; with them, set, show and remove a monthly balance', async () => {
+    const user = await cli(['users', 'create', '--email', `${slug}@example.com`, '--password', 'cli password 1', '--products', slug]);
+    expect(user.code, user.stderr).toBe(0);
+    const userId = /\(([0-9a-f-]{36})\)/.exec(user.stdout)![1]!;
+
+    const refused = await cli(['users', 'credits', userId, '--set', '50']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('give the user owner-level limits first');
+    expect(refused.stderr).toContain('(CONFLICT)');
+
+    expect((await cli(['users', 'set-limits', userId, '--per-day', '1000'])).code).toBe(0);
+    const set = await cli(['users', 'credits', userId, '--set', '50', '--refill-amount', '500', '--refill-interval', 'month', '--refill-day', '31']);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain(`User ${userId}: 50 of 50 credits left, 0 used today`);
+    expect(set.stdout).toMatch(/\nRefill: to 500 every month on day 31 \(UTC\), next at \d{4}-\d\d-\d\dT00:00:00\.000Z$/m);
+    const shown = await cli(['users', 'credits', userId, '--json']);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ userId, credits: { balance: 50, refill: { amount: 500, interval: 'month', dayOfMonth: 31 } } });
+    const removed = await cli(['users', 'credits', userId, '--remove']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout.trim()).toBe(`User ${userId}: credit balance removed; only rate limits apply`);
+  });
+});

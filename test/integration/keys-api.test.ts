@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheKeys } from "../../src/auth/key-cache";
 import { hashKey, keyPrefix } from "../../src/auth/key-format";
 import { getKey, type KeyRecord } from "../../src/db/keys";

@@ -81,8 +81,8 @@ describe("limiter storage: one row per admission", () => {
       ["the same id again", "admitted", 0],
     ]);
     expect((await limiter(name).usage()).daily).toEqual([
-      { day: "2031-07-01", count: 4 },
-      { day: "2031-07-02", count: 2 },
+      { day: "2031-07-01", count: 4, creditsUsed: 4 },
+      { day: "2031-07-02", count: 2, creditsUsed: 2 },
     ]);
   });
 
@@ -99,6 +99,33 @@ describe("limiter storage: one row per admission", () => {
     const address = `ip:${crypto.randomUUID()}`;
     const failure = await rowsWrittenBy(address, (instance) => instance.recordAuthFailure(30));
     expect(failure).toMatchObject({ result: { failures: 1 }, rowsWritten: 1 });
+  });
+
+  it("with credits: an admission still writes 1 row, a reported-usage debit 1, a credits refusal 0, across a refill and an eviction", async () => {
+    const name = `key:${crypto.randomUUID()}`;
+    setClock("2031-07-03T10:00:10Z");
+    await limiter(name).setCredits({}, { balance: 2, refill: { amount: 2, interval: "day" }, lowThreshold: 1 });
+    const written: [string, string, number][] = [];
+    const run = async (label: string, input: LimitCheck) => {
+      const { result, rowsWritten } = await rowsWrittenBy(name, (instance) => instance.check(input));
+      written.push([label, outcome(result), rowsWritten]);
+    };
+    await run("first call", check({ limitPerMinute: 100 }));
+    await run("second (crosses low and exhausted)", check({ limitPerMinute: 100 }));
+    await run("no credits left", check({ limitPerMinute: 100 }));
+    const debit = await rowsWrittenBy(name, (instance) => instance.debit({ amount: 7 }));
+    written.push(["a debit of reported usage", debit.result.outcome, debit.rowsWritten]);
+    await abortAllDurableObjects();
+    vi.setSystemTime(new Date("2031-07-04T00:00:01Z"));
+    await run("after an eviction and a refill: 2 + the debt of -7 = -5", check({ limitPerMinute: 100 }));
+    expect(written).toEqual([
+      ["first call", "admitted", 1],
+      ["second (crosses low and exhausted)", "admitted", 1],
+      ["no credits left", "credits_exhausted", 0],
+      ["a debit of reported usage", "debited", 1],
+      ["after an eviction and a refill: 2 + the debt of -7 = -5", "credits_exhausted", 0],
+    ]);
+    expect(await limiter(name).readCredits({})).toMatchObject({ moved: false, credits: { balance: -5, quota: 2 } });
   });
 
   it("counters stay exact across an eviction", async () => {

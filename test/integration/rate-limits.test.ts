@@ -38,6 +38,7 @@ describe("counters: one Durable Object per credential, both windows together", (
     expect(await storedCounters(`key:${record.id}`)).toEqual({
       minute: { windowStart: minute, count: 1 },
       day: { windowStart: day, count: 1 },
+      credits: { windowStart: day, count: 1 }, // credits used today: the call's cost, counted for usage stats with or without a balance
     });
     expect(await storedCounters(`key:${other.id}`), "another key's object").toEqual({});
   });

@@ -33,14 +33,21 @@ describe("daily usage history in the limiter", () => {
     for (let i = 0; i < 3; i++) expect((await admit(name)).outcome).toBe("admitted");
 
     vi.setSystemTime(new Date("2031-03-05T08:00:00Z"));
-    expect(await limiter(name).usage()).toEqual({ minuteUsed: 0, dayUsed: 0, daily: [{ day: "2031-03-04", count: 3 }], movedToOwner: false });
+    expect(await limiter(name).usage()).toEqual({
+      minuteUsed: 0,
+      dayUsed: 0,
+      daily: [{ day: "2031-03-04", count: 3, creditsUsed: 3 }],
+      movedToOwner: false,
+      credits: null,
+      creditsUsedToday: 0,
+    });
     expect(await dailyTable(name), "not closed yet: no call today").toEqual([]);
 
     expect((await admit(name)).outcome).toBe("admitted");
     expect(await dailyTable(name)).toEqual([{ day: "2031-03-04", count: 3 }]);
     expect((await limiter(name).usage()).daily).toEqual([
-      { day: "2031-03-04", count: 3 },
-      { day: "2031-03-05", count: 1 },
+      { day: "2031-03-04", count: 3, creditsUsed: 3 },
+      { day: "2031-03-05", count: 1, creditsUsed: 1 },
     ]);
   });
 

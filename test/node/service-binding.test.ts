@@ -65,6 +65,7 @@ beforeAll(async () => {
         bindings: { ...WORKER_VARS, ...secrets },
         d1Databases: { DB: "keygate-binding-db" },
         durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
+        queueProducers: { WEBHOOK_QUEUE: "keygate-webhooks" },
       },
     ],
   });

@@ -75,6 +75,78 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/keys/{id}/credits": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A key's credits (its rotation lineage's balance) */
+    get: operations["getKeyCredits"];
+    /** Set a key's credits: balance, refill, low threshold (admins) */
+    put: operations["setKeyCredits"];
+    post?: never;
+    /** Remove a key's balance: its calls draw on no credits again (admins) */
+    delete: operations["removeKeyCredits"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/keys/{id}/credits/top-up": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Add credits to a key's balance (admins) */
+    post: operations["topUpKeyCredits"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/admin/users/{id}/credits": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** An owner's shared credits */
+    get: operations["getOwnerCredits"];
+    /** Set an owner's shared credits (the owner needs owner-level limits: their keys then count in one object) */
+    put: operations["setOwnerCredits"];
+    post?: never;
+    /** Remove an owner's shared balance */
+    delete: operations["removeOwnerCredits"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/admin/users/{id}/credits/top-up": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Add credits to an owner's shared balance */
+    post: operations["topUpOwnerCredits"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/keys": {
     parameters: {
       query?: never;
@@ -272,6 +344,60 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/admin/webhooks": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** List webhook endpoints, oldest first (never their secrets) */
+    get: operations["listWebhookEndpoints"];
+    put?: never;
+    /** Add a webhook endpoint (its signing secret is in this answer only) */
+    post: operations["createWebhookEndpoint"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/admin/webhooks/{id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Inspect a webhook endpoint (never its secret) */
+    get: operations["getWebhookEndpoint"];
+    put?: never;
+    post?: never;
+    /** Delete a webhook endpoint (its pending deliveries are dropped) */
+    delete: operations["deleteWebhookEndpoint"];
+    options?: never;
+    head?: never;
+    /** Edit a webhook endpoint (only the fields named; enabled: false pauses it and drops its pending deliveries) */
+    patch: operations["updateWebhookEndpoint"];
+    trace?: never;
+  };
+  "/api/v1/admin/webhooks/{id}/rotate-secret": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Replace a webhook endpoint's signing secret (the new one is in this answer only; deliveries from now on are signed with it) */
+    post: operations["rotateWebhookSecret"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/openapi.json": {
     parameters: {
       query?: never;
@@ -357,6 +483,7 @@ export interface components {
         | "SERVICE_CREDENTIAL_INVALID"
         | "RATE_LIMIT_EXCEEDED"
         | "DAILY_QUOTA_EXCEEDED"
+        | "CREDITS_EXHAUSTED"
         | "AUTH_THROTTLED"
         | "PATH_INVALID"
         | "ROUTE_NOT_FOUND"
@@ -422,8 +549,10 @@ export interface components {
     "X-RateLimit-Enforced": string;
     /** @description Product calls, IETF draft: remaining and reset per policy, e.g. "minute";r=2;t=10, "day";r=999;t=14110 */
     RateLimit: string;
-    /** @description Product calls, IETF draft: the policies, e.g. "minute";q=3;w=60, "day";q=1000;w=86400 */
+    /** @description Product calls, IETF draft: the policies, e.g. "minute";q=3;w=60, "day";q=1000;w=86400, and "credits";q=5000;w=86400 for a key with credits */
     "RateLimit-Policy": string;
+    /** @description Product calls of a key with credits: the balance left after this call (negative after usage the origin reported) */
+    "X-Credits-Remaining": number;
   };
   pathItems: never;
 }
@@ -639,6 +768,8 @@ export interface operations {
           scopes?: string[];
           /** @description Count the call (default true); false only reports the limits */
           consume?: boolean;
+          /** @description Credits the call costs, for a key with credits (default 1) */
+          cost?: number;
           /** @description The client's address, checked against the key's IP allowlist */
           ip?: string;
         };
@@ -678,6 +809,11 @@ export interface operations {
                 limit: number;
                 remaining: number;
                 resetSeconds: number;
+              } | null;
+              credits: {
+                balance: number;
+                quota: number;
+                refillSeconds: number | null;
               } | null;
             } | null;
             /** @constant */
@@ -722,6 +858,1378 @@ export interface operations {
           "application/json": components["schemas"]["Error"] & {
             /** @enum {string} */
             code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  getKeyCredits: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The balance, or null when the key draws on none */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            keyId: string;
+            /** @description The rotation lineage: a rotation's keys share one balance */
+            lineageId: string;
+            credits: {
+              /** @description Credits left; negative after usage the origin reported beyond it (every call is then refused) */
+              balance: number;
+              /** @description What the balance was last set, topped up or refilled to */
+              quota: number;
+              refill: {
+                amount: number;
+                /** @enum {string} */
+                interval: "day" | "month";
+                dayOfMonth?: number;
+              } | null;
+              lowThreshold: number | null;
+              nextRefillAt: string | null;
+              /** @description Credits used today (UTC): costs at admission plus reported usage */
+              usedToday: number;
+            } | null;
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  setKeyCredits: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description The balance from now on */
+          balance: number;
+          refill?: {
+            /** @description The balance a refill restores */
+            amount: number;
+            /**
+             * @description day: every day at 00:00 UTC; month: on dayOfMonth at 00:00 UTC
+             * @enum {string}
+             */
+            interval: "day" | "month";
+            /** @description For monthly refills (default 1); a shorter month refills on its last day */
+            dayOfMonth?: number;
+          } | null;
+          lowThreshold?: number | null;
+        };
+      };
+    };
+    responses: {
+      /** @description The balance as set */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            keyId: string;
+            /** @description The rotation lineage: a rotation's keys share one balance */
+            lineageId: string;
+            credits: {
+              /** @description Credits left; negative after usage the origin reported beyond it (every call is then refused) */
+              balance: number;
+              /** @description What the balance was last set, topped up or refilled to */
+              quota: number;
+              refill: {
+                amount: number;
+                /** @enum {string} */
+                interval: "day" | "month";
+                dayOfMonth?: number;
+              } | null;
+              lowThreshold: number | null;
+              nextRefillAt: string | null;
+              /** @description Credits used today (UTC): costs at admission plus reported usage */
+              usedToday: number;
+            } | null;
+          };
+        };
+      };
+      /** @description VALIDATION_FAILED: The request body is invalid */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "VALIDATION_FAILED";
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description CONFLICT: The request conflicts with the resource's current state */
+      409: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "CONFLICT";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  removeKeyCredits: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The key, with credits null */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            keyId: string;
+            /** @description The rotation lineage: a rotation's keys share one balance */
+            lineageId: string;
+            credits: {
+              /** @description Credits left; negative after usage the origin reported beyond it (every call is then refused) */
+              balance: number;
+              /** @description What the balance was last set, topped up or refilled to */
+              quota: number;
+              refill: {
+                amount: number;
+                /** @enum {string} */
+                interval: "day" | "month";
+                dayOfMonth?: number;
+              } | null;
+              lowThreshold: number | null;
+              nextRefillAt: string | null;
+              /** @description Credits used today (UTC): costs at admission plus reported usage */
+              usedToday: number;
+            } | null;
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  topUpKeyCredits: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description Credits to add to the balance */
+          amount: number;
+        };
+      };
+    };
+    responses: {
+      /** @description The balance after the top-up */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            keyId: string;
+            /** @description The rotation lineage: a rotation's keys share one balance */
+            lineageId: string;
+            credits: {
+              /** @description Credits left; negative after usage the origin reported beyond it (every call is then refused) */
+              balance: number;
+              /** @description What the balance was last set, topped up or refilled to */
+              quota: number;
+              refill: {
+                amount: number;
+                /** @enum {string} */
+                interval: "day" | "month";
+                dayOfMonth?: number;
+              } | null;
+              lowThreshold: number | null;
+              nextRefillAt: string | null;
+              /** @description Credits used today (UTC): costs at admission plus reported usage */
+              usedToday: number;
+            } | null;
+          };
+        };
+      };
+      /** @description VALIDATION_FAILED: The request body is invalid */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "VALIDATION_FAILED";
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description CONFLICT: The request conflicts with the resource's current state */
+      409: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "CONFLICT";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  getOwnerCredits: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The balance, or null */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            userId: string;
+            credits: {
+              /** @description Credits left; negative after usage the origin reported beyond it (every call is then refused) */
+              balance: number;
+              /** @description What the balance was last set, topped up or refilled to */
+              quota: number;
+              refill: {
+                amount: number;
+                /** @enum {string} */
+                interval: "day" | "month";
+                dayOfMonth?: number;
+              } | null;
+              lowThreshold: number | null;
+              nextRefillAt: string | null;
+              /** @description Credits used today (UTC): costs at admission plus reported usage */
+              usedToday: number;
+            } | null;
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  setOwnerCredits: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description The balance from now on */
+          balance: number;
+          refill?: {
+            /** @description The balance a refill restores */
+            amount: number;
+            /**
+             * @description day: every day at 00:00 UTC; month: on dayOfMonth at 00:00 UTC
+             * @enum {string}
+             */
+            interval: "day" | "month";
+            /** @description For monthly refills (default 1); a shorter month refills on its last day */
+            dayOfMonth?: number;
+          } | null;
+          lowThreshold?: number | null;
+        };
+      };
+    };
+    responses: {
+      /** @description The balance as set */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            userId: string;
+            credits: {
+              /** @description Credits left; negative after usage the origin reported beyond it (every call is then refused) */
+              balance: number;
+              /** @description What the balance was last set, topped up or refilled to */
+              quota: number;
+              refill: {
+                amount: number;
+                /** @enum {string} */
+                interval: "day" | "month";
+                dayOfMonth?: number;
+              } | null;
+              lowThreshold: number | null;
+              nextRefillAt: string | null;
+              /** @description Credits used today (UTC): costs at admission plus reported usage */
+              usedToday: number;
+            } | null;
+          };
+        };
+      };
+      /** @description VALIDATION_FAILED: The request body is invalid */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "VALIDATION_FAILED";
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description CONFLICT: The request conflicts with the resource's current state */
+      409: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "CONFLICT";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  removeOwnerCredits: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The owner, with credits null */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            userId: string;
+            credits: {
+              /** @description Credits left; negative after usage the origin reported beyond it (every call is then refused) */
+              balance: number;
+              /** @description What the balance was last set, topped up or refilled to */
+              quota: number;
+              refill: {
+                amount: number;
+                /** @enum {string} */
+                interval: "day" | "month";
+                dayOfMonth?: number;
+              } | null;
+              lowThreshold: number | null;
+              nextRefillAt: string | null;
+              /** @description Credits used today (UTC): costs at admission plus reported usage */
+              usedToday: number;
+            } | null;
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  topUpOwnerCredits: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description Credits to add to the balance */
+          amount: number;
+        };
+      };
+    };
+    responses: {
+      /** @description The balance after the top-up */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            userId: string;
+            credits: {
+              /** @description Credits left; negative after usage the origin reported beyond it (every call is then refused) */
+              balance: number;
+              /** @description What the balance was last set, topped up or refilled to */
+              quota: number;
+              refill: {
+                amount: number;
+                /** @enum {string} */
+                interval: "day" | "month";
+                dayOfMonth?: number;
+              } | null;
+              lowThreshold: number | null;
+              nextRefillAt: string | null;
+              /** @description Credits used today (UTC): costs at admission plus reported usage */
+              usedToday: number;
+            } | null;
+          };
+        };
+      };
+      /** @description VALIDATION_FAILED: The request body is invalid */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "VALIDATION_FAILED";
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description CONFLICT: The request conflicts with the resource's current state */
+      409: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "CONFLICT";
           };
         };
       };
@@ -964,8 +2472,7 @@ export interface operations {
           ownerId?: string;
           products?: ("*" | string)[];
           scopes?: string[];
-          /** Format: date-time */
-          expiresAt?: string;
+          expiresAt?: string | null;
           rateLimitPerMinute?: number;
           rateLimitPerDay?: number;
           ipAllowlist?: string[];
@@ -1918,7 +3425,25 @@ export interface operations {
                 /** @description YYYY-MM-DD (UTC) */
                 date: string;
                 count: number;
+                /** @description Credits used that day: costs at admission plus usage the origin reported */
+                creditsUsed: number;
               }[];
+              credits: {
+                /** @description Credits left; negative after usage the origin reported beyond it (every call is then refused) */
+                balance: number;
+                /** @description What the balance was last set, topped up or refilled to */
+                quota: number;
+                refill: {
+                  amount: number;
+                  /** @enum {string} */
+                  interval: "day" | "month";
+                  dayOfMonth?: number;
+                } | null;
+                lowThreshold: number | null;
+                nextRefillAt: string | null;
+                /** @description Credits used today (UTC): costs at admission plus reported usage */
+                usedToday: number;
+              } | null;
             }[];
           };
         };
@@ -2875,6 +4400,15 @@ export interface operations {
               strictTrailingSlash: boolean;
               /** @description Browser origins admitted cross-origin (CORS): exact origins such as "https://app.example.com" (scheme://host[:port]), or ["*"] for any; [] (the default) admits none. keygate answers the preflights itself, without credentials and never counted */
               corsOrigins: string[];
+              /** @description What a call costs in credits: the first rule matching its method and path decides; no match costs 1 */
+              costRules: {
+                method?: string;
+                path?: string;
+                cost: number;
+              }[];
+              /** @description The response header the origin reports a call's metered usage in (e.g. X-Usage-Cost): stripped from the answer and debited from the key's credits afterwards; null = none */
+              usageHeader: string | null;
+              usageReserve: number;
               /** @description ISO 8601 time */
               createdAt: string;
               /** @description ISO 8601 time */
@@ -3025,6 +4559,15 @@ export interface operations {
           strictTrailingSlash?: boolean;
           /** @description Browser origins admitted cross-origin (CORS): exact origins such as "https://app.example.com" (scheme://host[:port]), or ["*"] for any; [] (the default) admits none. keygate answers the preflights itself, without credentials and never counted */
           corsOrigins?: string[];
+          /** @description What a call costs in credits: the first rule matching its method and path decides; no match costs 1 */
+          costRules?: {
+            method?: string;
+            path?: string;
+            cost: number;
+          }[];
+          usageHeader?: string | null;
+          /** @description With a usage header: the least balance a call needs to be admitted (default 1) */
+          usageReserve?: number;
         };
       };
     };
@@ -3060,6 +4603,15 @@ export interface operations {
             strictTrailingSlash: boolean;
             /** @description Browser origins admitted cross-origin (CORS): exact origins such as "https://app.example.com" (scheme://host[:port]), or ["*"] for any; [] (the default) admits none. keygate answers the preflights itself, without credentials and never counted */
             corsOrigins: string[];
+            /** @description What a call costs in credits: the first rule matching its method and path decides; no match costs 1 */
+            costRules: {
+              method?: string;
+              path?: string;
+              cost: number;
+            }[];
+            /** @description The response header the origin reports a call's metered usage in (e.g. X-Usage-Cost): stripped from the answer and debited from the key's credits afterwards; null = none */
+            usageHeader: string | null;
+            usageReserve: number;
             /** @description ISO 8601 time */
             createdAt: string;
             /** @description ISO 8601 time */
@@ -3233,6 +4785,15 @@ export interface operations {
             strictTrailingSlash: boolean;
             /** @description Browser origins admitted cross-origin (CORS): exact origins such as "https://app.example.com" (scheme://host[:port]), or ["*"] for any; [] (the default) admits none. keygate answers the preflights itself, without credentials and never counted */
             corsOrigins: string[];
+            /** @description What a call costs in credits: the first rule matching its method and path decides; no match costs 1 */
+            costRules: {
+              method?: string;
+              path?: string;
+              cost: number;
+            }[];
+            /** @description The response header the origin reports a call's metered usage in (e.g. X-Usage-Cost): stripped from the answer and debited from the key's credits afterwards; null = none */
+            usageHeader: string | null;
+            usageReserve: number;
             /** @description ISO 8601 time */
             createdAt: string;
             /** @description ISO 8601 time */
@@ -3522,6 +5083,15 @@ export interface operations {
           strictTrailingSlash?: boolean;
           /** @description Browser origins admitted cross-origin (CORS): exact origins such as "https://app.example.com" (scheme://host[:port]), or ["*"] for any; [] (the default) admits none. keygate answers the preflights itself, without credentials and never counted */
           corsOrigins?: string[];
+          /** @description What a call costs in credits: the first rule matching its method and path decides; no match costs 1 */
+          costRules?: {
+            method?: string;
+            path?: string;
+            cost: number;
+          }[];
+          usageHeader?: string | null;
+          /** @description With a usage header: the least balance a call needs to be admitted (default 1) */
+          usageReserve?: number;
         };
       };
     };
@@ -3557,6 +5127,15 @@ export interface operations {
             strictTrailingSlash: boolean;
             /** @description Browser origins admitted cross-origin (CORS): exact origins such as "https://app.example.com" (scheme://host[:port]), or ["*"] for any; [] (the default) admits none. keygate answers the preflights itself, without credentials and never counted */
             corsOrigins: string[];
+            /** @description What a call costs in credits: the first rule matching its method and path decides; no match costs 1 */
+            costRules: {
+              method?: string;
+              path?: string;
+              cost: number;
+            }[];
+            /** @description The response header the origin reports a call's metered usage in (e.g. X-Usage-Cost): stripped from the answer and debited from the key's credits afterwards; null = none */
+            usageHeader: string | null;
+            usageReserve: number;
             /** @description ISO 8601 time */
             createdAt: string;
             /** @description ISO 8601 time */
@@ -3706,7 +5285,7 @@ export interface operations {
       query?: {
         limit?: number;
         cursor?: string;
-        targetType?: "key" | "product" | "user" | "service_token";
+        targetType?: "key" | "product" | "user" | "service_token" | "webhook_endpoint";
         targetId?: string;
       };
       header?: never;
@@ -3735,7 +5314,7 @@ export interface operations {
               /** @description e.g. key.create, key.revoke, product.update */
               action: string;
               /** @enum {string} */
-              targetType: "key" | "product" | "user" | "service_token";
+              targetType: "key" | "product" | "user" | "service_token" | "webhook_endpoint";
               targetId: string;
               details: {
                 [key: string]: unknown;
@@ -4158,6 +5737,896 @@ export interface operations {
             id: string;
             /** @constant */
             revoked: true;
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  listWebhookEndpoints: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Every webhook endpoint */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            endpoints: {
+              id: string;
+              url: string;
+              description: string | null;
+              /** @description The event types delivered to this endpoint, or ["*"] (the default) for every type */
+              events: string[];
+              enabled: boolean;
+              /** @description ISO 8601 time */
+              createdAt: string;
+              /** @description ISO 8601 time */
+              updatedAt: string;
+              /** @description The admin who created it: "admin_token" or "user:<id>" */
+              createdBy: string;
+            }[];
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  createWebhookEndpoint: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description Where events are POSTed: https (http only for localhost and 127.0.0.1) */
+          url: string;
+          description?: string;
+          /** @description The event types delivered to this endpoint, or ["*"] (the default) for every type */
+          events?: ("*" | ("key.created" | "key.rotated" | "key.revoked" | "key.expiring" | "credits.low" | "credits.exhausted" | "quota.daily_exhausted"))[];
+        };
+      };
+    };
+    responses: {
+      /** @description The endpoint, with its `secret` */
+      201: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            id: string;
+            url: string;
+            description: string | null;
+            /** @description The event types delivered to this endpoint, or ["*"] (the default) for every type */
+            events: string[];
+            enabled: boolean;
+            /** @description ISO 8601 time */
+            createdAt: string;
+            /** @description ISO 8601 time */
+            updatedAt: string;
+            /** @description The admin who created it: "admin_token" or "user:<id>" */
+            createdBy: string;
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            /** @description The Standard Webhooks signing secret ("whsec_" + base64): verify each delivery's webhook-signature with it. Shown here once, never again */
+            secret: string;
+          };
+        };
+      };
+      /** @description VALIDATION_FAILED: The request body is invalid */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "VALIDATION_FAILED";
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  getWebhookEndpoint: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoint */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            id: string;
+            url: string;
+            description: string | null;
+            /** @description The event types delivered to this endpoint, or ["*"] (the default) for every type */
+            events: string[];
+            enabled: boolean;
+            /** @description ISO 8601 time */
+            createdAt: string;
+            /** @description ISO 8601 time */
+            updatedAt: string;
+            /** @description The admin who created it: "admin_token" or "user:<id>" */
+            createdBy: string;
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  deleteWebhookEndpoint: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoint is gone */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            id: string;
+            /** @constant */
+            deleted: true;
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  updateWebhookEndpoint: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description Where events are POSTed: https (http only for localhost and 127.0.0.1) */
+          url?: string;
+          description?: string | null;
+          /** @description The event types delivered to this endpoint, or ["*"] (the default) for every type */
+          events?: ("*" | ("key.created" | "key.rotated" | "key.revoked" | "key.expiring" | "credits.low" | "credits.exhausted" | "quota.daily_exhausted"))[];
+          enabled?: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description The endpoint as written */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            id: string;
+            url: string;
+            description: string | null;
+            /** @description The event types delivered to this endpoint, or ["*"] (the default) for every type */
+            events: string[];
+            enabled: boolean;
+            /** @description ISO 8601 time */
+            createdAt: string;
+            /** @description ISO 8601 time */
+            updatedAt: string;
+            /** @description The admin who created it: "admin_token" or "user:<id>" */
+            createdBy: string;
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+          };
+        };
+      };
+      /** @description VALIDATION_FAILED: The request body is invalid */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "VALIDATION_FAILED";
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; API_KEY_FORMAT_INVALID: API key format is invalid; API_KEY_PREFIX_NOT_FOUND: API key not found; API_KEY_HASH_MISMATCH: API Key hash verification failed; API_KEY_INACTIVE: API key is inactive or revoked; API_KEY_EXPIRED: API key has expired; JWT_MALFORMED: The token is not a well-formed JWT; JWT_EXPIRED: The token has expired; JWT_NOT_YET_VALID: The token is not valid yet; JWT_SIGNATURE_INVALID: The token's signature is invalid; JWT_CLAIM_INVALID: A token claim is missing or invalid; JWT_ALG_NOT_ALLOWED: The token's algorithm is not allowed; JWT_KEY_NOT_FOUND: No key is known for this token */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?:
+              | "AUTH_MISSING"
+              | "AUTH_HEADER_MALFORMED"
+              | "API_KEY_FORMAT_INVALID"
+              | "API_KEY_PREFIX_NOT_FOUND"
+              | "API_KEY_HASH_MISMATCH"
+              | "API_KEY_INACTIVE"
+              | "API_KEY_EXPIRED"
+              | "JWT_MALFORMED"
+              | "JWT_EXPIRED"
+              | "JWT_NOT_YET_VALID"
+              | "JWT_SIGNATURE_INVALID"
+              | "JWT_CLAIM_INVALID"
+              | "JWT_ALG_NOT_ALLOWED"
+              | "JWT_KEY_NOT_FOUND";
+          };
+        };
+      };
+      /** @description FORBIDDEN: You are not allowed to do this */
+      403: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "FORBIDDEN";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  rotateWebhookSecret: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoint, with its new `secret` */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            id: string;
+            url: string;
+            description: string | null;
+            /** @description The event types delivered to this endpoint, or ["*"] (the default) for every type */
+            events: string[];
+            enabled: boolean;
+            /** @description ISO 8601 time */
+            createdAt: string;
+            /** @description ISO 8601 time */
+            updatedAt: string;
+            /** @description The admin who created it: "admin_token" or "user:<id>" */
+            createdBy: string;
+            /** @enum {string} */
+            authMethod: "api_key" | "jwt" | "admin_token";
+            /** @description The Standard Webhooks signing secret ("whsec_" + base64): verify each delivery's webhook-signature with it. Shown here once, never again */
+            secret: string;
           };
         };
       };
