@@ -21,6 +21,7 @@ import { keysRoutes } from "./routes/keys";
 import { answerOtherMethods } from "./routes/method-not-allowed";
 import { openapiRoutes } from "./routes/openapi";
 import { usageRoutes } from "./routes/usage";
+import { usageReportRoutes } from "./routes/usage-report";
 import { verifyRoutes } from "./routes/verify";
 
 /**
@@ -36,12 +37,13 @@ app.use(loadConfig());
 app.route("/", healthRoutes);
 // Public documents, readable from any origin; product CORS lives in the product pipeline.
 for (const path of ["/.well-known/jwks.json", "/openapi.json"]) app.use(path, publicCors());
-for (const path of ["/auth/*", "/api/v1/keys", "/api/v1/keys/*", "/api/v1/admin/*"]) app.use(path, ownBodyLimit());
+for (const path of ["/auth/*", "/api/v1/keys", "/api/v1/keys/*", "/api/v1/usage/*", "/api/v1/admin/*"]) app.use(path, ownBodyLimit());
 app.route("/", authRoutes);
 app.route("/", verifyRoutes);
 app.route("/", creditsRoutes);
 app.route("/", keysRoutes);
 app.route("/", usageRoutes);
+app.route("/", usageReportRoutes);
 app.route("/", adminUsersRoutes);
 app.route("/", adminProductsRoutes);
 app.route("/", adminAuditRoutes);

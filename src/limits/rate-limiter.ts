@@ -117,12 +117,24 @@ export interface CreditSetting {
 /** Debiting usage the origin reported after a call. */
 export interface UsageDebit {
   amount: number;
+  /**
+   * The call's request id, when the origin reports through the API (POST
+   * /api/v1/usage/report): a report is debited once, however often it is sent
+   * (kept for a day: usage_reports).
+   */
+  requestId?: string;
   /** As in LimitCheck: set when the call counts in its owner's object. */
   lineageId?: string;
   redirected?: boolean;
 }
 
-export type DebitResult = { outcome: "moved" } | { outcome: "debited"; events: LimitEvent[] };
+export type DebitResult =
+  | { outcome: "moved" }
+  /** `balance`: the debited bucket's after the debit, null when it has none. "duplicate": that request's usage was debited before. */
+  | { outcome: "debited" | "duplicate"; events: LimitEvent[]; balance: number | null };
+
+/** How long a reported request id is remembered, so a repeated report debits nothing. */
+export const USAGE_REPORT_RETENTION_MS = DAY_MS;
 
 export interface OwnerLimits {
   limitPerMinute: number | null;
@@ -288,10 +300,20 @@ export class RateLimiter extends DurableObject<Env> {
     if (!input.redirected && (input.lineageId === undefined ? this.movedToOwner : this.ownerLimits === null)) return { outcome: "moved" };
     const now = Date.now();
     const own: Bucket = input.lineageId === undefined ? "" : lineageBucket(input.lineageId);
+    if (input.requestId !== undefined && !this.firstReport(input.requestId, now)) {
+      return { outcome: "duplicate", events: [], balance: this.accountAt(own, now)?.balance ?? null };
+    }
     const events = this.spend(this.ownerLimits ? [own, "owner"] : [own], input.amount, now);
     this.persist();
     this.scheduleFlush(now);
-    return { outcome: "debited", events };
+    return { outcome: "debited", events, balance: this.credits.get(own)?.balance ?? null };
+  }
+
+  /** Records a reported request id; false when it was reported before. The table exists only in objects that took reports. */
+  private firstReport(requestId: string, now: number): boolean {
+    this.sql.exec("CREATE TABLE IF NOT EXISTS usage_reports (request_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID");
+    const inserted = this.sql.exec("INSERT INTO usage_reports (request_id, at) VALUES (?, ?) ON CONFLICT (request_id) DO NOTHING RETURNING 1", requestId, now);
+    return inserted.toArray().length === 1;
   }
 
   /** The credits of a bucket here, or "moved" when a lineage's counting is in the other object. */
@@ -618,6 +640,8 @@ export class RateLimiter extends DurableObject<Env> {
   /** Copies the last two days' counts and each key's last-use time to D1, off the request path. */
   override async alarm(): Promise<void> {
     this.flushScheduled = false;
+    const hasReports = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_reports'").toArray().length > 0;
+    if (hasReports) this.sql.exec("DELETE FROM usage_reports WHERE at < ?", Date.now() - USAGE_REPORT_RETENTION_MS);
     // Usage is filed by credential: the object's own, and each lineage counted here (a limited owner's keys).
     const filings: [id: string, bucket: Bucket][] = this.credentialId ? [[this.credentialId, ""]] : [];
     for (const name of this.counters.keys()) {

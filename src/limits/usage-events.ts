@@ -40,18 +40,25 @@ export function announce(env: Env, principal: Principal, events: readonly LimitE
 
 /**
  * Debits usage the origin reported from the credits the call drew on, where
- * the call counted (moved: the other object, once), then announces the
- * crossings. Never throws: a lost debit under-charges one call and is logged.
+ * the call counts (moved: the other object, once). `requestId` makes it
+ * idempotent (a report through the API). Throws when the object cannot be reached.
+ */
+export async function debitReportedUsage(env: Env, principal: Principal, amount: number, requestId?: string): Promise<DebitResult> {
+  const place = countingPlace(principal);
+  const input = { amount, ...(requestId === undefined ? {} : { requestId }) };
+  const first: DebitResult = await limiterStub(env, place.name).debit({ ...input, ...(place.lineageId ? { lineageId: place.lineageId } : {}) });
+  if (first.outcome !== "moved") return first;
+  const other = countingPlace(principal, true);
+  return limiterStub(env, other.name).debit({ ...input, redirected: true, ...(other.lineageId ? { lineageId: other.lineageId } : {}) });
+}
+
+/**
+ * The proxy's debit of a usage header, after the answer: announces the
+ * crossings; never throws (a lost debit under-charges one call and is logged).
  */
 export async function debitUsage(env: Env, principal: Principal, amount: number, requestId: string): Promise<void> {
   try {
-    const place = countingPlace(principal);
-    const first: DebitResult = await limiterStub(env, place.name).debit({ amount, ...(place.lineageId ? { lineageId: place.lineageId } : {}) });
-    const other = countingPlace(principal, true);
-    const result: DebitResult =
-      first.outcome === "moved"
-        ? await limiterStub(env, other.name).debit({ amount, redirected: true, ...(other.lineageId ? { lineageId: other.lineageId } : {}) })
-        : first;
+    const result = await debitReportedUsage(env, principal, amount);
     if (result.outcome === "debited") await announce(env, principal, result.events);
   } catch (error) {
     console.error(JSON.stringify({ event: "usage_debit_failed", requestId, limiter: limiterName(principal), amount, error: String(error) }));

@@ -417,6 +417,25 @@ export const OwnerCreditsSchema = z.object({
   credits: z.nullable(CreditsViewSchema.check(z.describe("null: the owner's keys draw on no shared credits"))),
 });
 
+export const UsageReportSchema = z.strictObject({
+  keyId: z.string().check(z.minLength(1), z.maxLength(100), z.describe("The key the call was made with (the origin's X-Auth-Key-Id)")),
+  requestId: z
+    .string()
+    .check(
+      z.minLength(1),
+      z.maxLength(200),
+      z.describe("The call's request id (the origin's X-Request-Id): a report with an id already reported is not debited again"),
+    ),
+  amount: creditAmount.check(z.describe("The credits the call used, beyond its cost at admission")),
+});
+export const UsageReportResponseSchema = z.object({
+  authMethod: z.literal("service_token"),
+  keyId: z.string(),
+  requestId: z.string(),
+  debited: z.boolean().check(z.describe("false: this requestId was reported before, so nothing was debited now")),
+  balance: z.nullable(z.int().check(z.describe("The key's balance afterwards (may be negative); null when it has none"))),
+});
+
 const windowSchema = z.object({ limit: z.number(), used: z.number(), remaining: z.number() });
 export const UsageStatsSchema = z.object({
   authMethod,

@@ -543,3 +543,52 @@ describe("credits: metered products' configuration", () => {
     expect(accepted.body).toMatchObject({ usageHeader: "X-Usage-Tokens", usageReserve: 100, costRules: [{ method: "POST", path: "/chat/**", cost: 10 }] });
   });
 });
+
+describe("credits: usage reported through the API (the end of a stream)", () => {
+  async function serviceToken(): Promise<Record<string, string>> {
+    const token = await api("POST", "/api/v1/admin/service-tokens", adminToken(), { name: `metering-${crypto.randomUUID().slice(0, 8)}` });
+    expect(token.status).toBe(201);
+    return { Authorization: `Bearer ${token.body.token}` };
+  }
+
+  it("an origin that learns a stream's cost at its end reports it with the call's request id and key id; a repeat debits nothing", async () => {
+    freezeClock();
+    const product = await createProduct({ usageHeader: "X-Usage-Cost" });
+    const { key, record } = await createKey();
+    await setCredits(record.id, { balance: 500 });
+    origin.reply(() => new Response("data: tokens\n\n", { headers: { "Content-Type": "text/event-stream" } }));
+    const response = await send(`${product.pathPrefix}/stream`, { key });
+    expect(await response.text()).toBe("data: tokens\n\n");
+    const upstream = origin.calls().at(-1)!;
+    const report = { keyId: upstream.headers.get("x-auth-key-id"), requestId: upstream.headers.get("x-request-id"), amount: 120 };
+    const service = await serviceToken();
+
+    const first = await api("POST", "/api/v1/usage/report", service, report);
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body).toEqual({ authMethod: "service_token", keyId: record.id, requestId: report.requestId, debited: true, balance: 500 - 1 - 120 });
+    const again = await api("POST", "/api/v1/usage/report", service, report);
+    expect(again.body).toMatchObject({ debited: false, balance: 379 });
+    expect(await creditsOf(record.id)).toMatchObject({ balance: 379, usedToday: 121 });
+  });
+
+  it("refuses a missing or bad credential, an unknown key and a bad body, debiting nothing", async () => {
+    const { record } = await createKey();
+    await setCredits(record.id, { balance: 50 });
+    const report = { keyId: record.id, requestId: crypto.randomUUID(), amount: 5 };
+    expect((await api("POST", "/api/v1/usage/report", {}, report)).body.code).toBe("AUTH_MISSING");
+    expect((await api("POST", "/api/v1/usage/report", adminToken(), report)).status).toBe(401);
+    const service = await serviceToken();
+    expect((await api("POST", "/api/v1/usage/report", service, { ...report, keyId: crypto.randomUUID() })).status).toBe(404);
+    for (const body of [
+      { ...report, amount: -1 },
+      { ...report, amount: 1.5 },
+      { ...report, requestId: "" },
+      { keyId: record.id, amount: 3 },
+    ]) {
+      const answer = await api("POST", "/api/v1/usage/report", service, body);
+      expect(answer.status, JSON.stringify(body)).toBe(400);
+      expect(answer.body.code).toBe("VALIDATION_FAILED");
+    }
+    expect((await creditsOf(record.id))!.balance).toBe(50);
+  });
+});

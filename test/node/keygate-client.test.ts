@@ -135,6 +135,25 @@ describe("keygate-client", () => {
     expect(wrong).toMatchObject({ status: 401, code: "SERVICE_CREDENTIAL_INVALID" });
   });
 
+  it("sets, tops up and reads credits, and reports usage once per requestId", { timeout: 30_000 }, async () => {
+    const { key, id } = await client.createKey({ name: "credited", products: ["*"] });
+    expect((await client.getKeyCredits(id)).credits).toBeNull();
+    const set = await client.setKeyCredits(id, { balance: 10, refill: { amount: 10, interval: "month", dayOfMonth: 15 } });
+    expect(set.credits).toMatchObject({ balance: 10, quota: 10, refill: { amount: 10, interval: "month", dayOfMonth: 15 } });
+    expect((await client.topUpKeyCredits(id, 5)).credits).toMatchObject({ balance: 15 });
+
+    const issued = await client.POST("/api/v1/admin/service-tokens", { body: { name: "metering" } });
+    const service = createKeygateClient({ baseUrl: keygate.url, token: issued.data!.token });
+    expect((await service.verifyKey({ key, cost: 4 })).limits?.credits).toMatchObject({ balance: 11 });
+    const requestId = crypto.randomUUID();
+    expect(await service.reportUsage({ keyId: id, requestId, amount: 20 })).toMatchObject({ debited: true, balance: -9 });
+    expect(await service.reportUsage({ keyId: id, requestId, amount: 20 })).toMatchObject({ debited: false, balance: -9 });
+    const refused = await service.verifyKey({ key });
+    expect(refused).toMatchObject({ valid: false, code: "CREDITS_EXHAUSTED" });
+    const noBalance = await failure(client.topUpKeyCredits((await client.createKey({ name: "plain", products: ["*"] })).id, 1));
+    expect(noBalance).toMatchObject({ status: 409, code: "CONFLICT" });
+  });
+
   it("runs the example program: create, list, rotate with and without a body, revoke", { timeout: 60_000 }, async () => {
     const report = await manageKeys({ baseUrl: keygate.url, token: keygate.adminToken });
     expect(report.created.prefix).toEqual(expect.any(String));

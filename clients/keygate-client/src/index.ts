@@ -43,6 +43,10 @@ export type RevokedKey = Answer<"/api/v1/keys/{id}", "delete", 200>;
 export type UsageStats = Answer<"/api/v1/usage/stats", "get", 200>;
 export type VerifyInput = RequestJson<"/api/v1/keys/verify", "post">;
 export type VerifyAnswer = Answer<"/api/v1/keys/verify", "post", 200>;
+export type CreditsSetInput = RequestJson<"/api/v1/keys/{id}/credits", "put">;
+export type KeyCredits = Answer<"/api/v1/keys/{id}/credits", "get", 200>;
+export type UsageReportInput = RequestJson<"/api/v1/usage/report", "post">;
+export type UsageReported = Answer<"/api/v1/usage/report", "post", 200>;
 /** keygate's error body: every error answer is one. */
 export type ErrorBody = components["schemas"]["Error"];
 export type ErrorCode = ErrorBody["code"];
@@ -127,6 +131,14 @@ export interface KeygateHelpers {
    * as a product call would be. A refused key is an answer (`valid: false`, `code`), not a throw.
    */
   verifyKey(input: VerifyInput): Promise<VerifyAnswer>;
+  /** GET /api/v1/keys/{id}/credits: the key's balance (its rotation lineage's), or `credits: null`. */
+  getKeyCredits(id: string): Promise<KeyCredits>;
+  /** PUT /api/v1/keys/{id}/credits (admins): balance, refill and low threshold, all at once. */
+  setKeyCredits(id: string, input: CreditsSetInput): Promise<KeyCredits>;
+  /** POST /api/v1/keys/{id}/credits/top-up (admins): a 409 CONFLICT when the key has no balance. */
+  topUpKeyCredits(id: string, amount: number): Promise<KeyCredits>;
+  /** POST /api/v1/usage/report (with a service credential): usage learned after a call, debited once per requestId. */
+  reportUsage(input: UsageReportInput): Promise<UsageReported>;
 }
 
 export type KeygateClient = Client<paths, "application/json"> & KeygateHelpers;
@@ -161,6 +173,10 @@ export function createKeygateClient({ baseUrl, token, fetch }: KeygateClientOpti
     revokeKey: async (id, options) => unwrap(await client.DELETE("/api/v1/keys/{id}", { params: { path: { id } }, headers: ifMatchHeader(options) })),
     usageStats: async ({ keyId } = {}) => unwrap(await client.GET("/api/v1/usage/stats", { params: { query: { keyId } } })),
     verifyKey: async (input) => unwrap(await client.POST("/api/v1/keys/verify", { body: input })),
+    getKeyCredits: async (id) => unwrap(await client.GET("/api/v1/keys/{id}/credits", { params: { path: { id } } })),
+    setKeyCredits: async (id, input) => unwrap(await client.PUT("/api/v1/keys/{id}/credits", { params: { path: { id } }, body: input })),
+    topUpKeyCredits: async (id, amount) => unwrap(await client.POST("/api/v1/keys/{id}/credits/top-up", { params: { path: { id } }, body: { amount } })),
+    reportUsage: async (input) => unwrap(await client.POST("/api/v1/usage/report", { body: input })),
   };
   return Object.assign(client, helpers);
 }

@@ -218,6 +218,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/usage/report": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Report a call's metered usage after the fact (e.g. at the end of a stream); debited from the key's credits once per requestId */
+    post: operations["reportUsage"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/admin/users": {
     parameters: {
       query?: never;
@@ -3512,6 +3529,153 @@ export interface operations {
           "application/json": components["schemas"]["Error"] & {
             /** @enum {string} */
             code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
+          };
+        };
+      };
+      /** @description AUTH_THROTTLED: Too many failed authentication attempts */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_THROTTLED";
+          };
+        };
+      };
+      /** @description INTERNAL_ERROR: Internal error; CONFIG_INVALID: The gateway is misconfigured */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "INTERNAL_ERROR" | "CONFIG_INVALID";
+          };
+        };
+      };
+      /** @description AUTH_BACKEND_UNAVAILABLE: Authentication backend is unavailable */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_BACKEND_UNAVAILABLE";
+          };
+        };
+      };
+    };
+  };
+  reportUsage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description The key the call was made with (the origin's X-Auth-Key-Id) */
+          keyId: string;
+          /** @description The call's request id (the origin's X-Request-Id): a report with an id already reported is not debited again */
+          requestId: string;
+          /** @description The credits the call used, beyond its cost at admission */
+          amount: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Debited, or already debited for this requestId */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "X-Auth-Method": components["headers"]["X-Auth-Method"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @constant */
+            authMethod: "service_token";
+            keyId: string;
+            requestId: string;
+            /** @description false: this requestId was reported before, so nothing was debited now */
+            debited: boolean;
+            balance: number | null;
+          };
+        };
+      };
+      /** @description VALIDATION_FAILED: The request body is invalid */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "VALIDATION_FAILED";
+          };
+        };
+      };
+      /** @description AUTH_MISSING: No credentials provided; AUTH_HEADER_MALFORMED: The credential header could not be parsed; SERVICE_CREDENTIAL_INVALID: The service credential is invalid */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "AUTH_MISSING" | "AUTH_HEADER_MALFORMED" | "SERVICE_CREDENTIAL_INVALID";
+          };
+        };
+      };
+      /** @description NOT_FOUND: Resource not found */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "NOT_FOUND";
+          };
+        };
+      };
+      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"] & {
+            /** @enum {string} */
+            code?: "PAYLOAD_TOO_LARGE";
           };
         };
       };
