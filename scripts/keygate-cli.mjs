@@ -52,6 +52,18 @@ Usage: npm run keygate -- <command> [options]
   service-tokens create --name NAME
               A credential for POST /api/v1/keys/verify (shown once).
   service-tokens revoke TOKEN_ID
+  webhooks list
+  webhooks create --url URL [--description TEXT] [--events a,b]
+              An endpoint keygate POSTs signed events to (https; http only to localhost and
+              127.0.0.1). --events defaults to '*' (every type). Prints the signing secret,
+              which is shown only then.
+  webhooks show ENDPOINT_ID
+  webhooks update ENDPOINT_ID [--url URL] [--description TEXT] [--events a,b] [--enable|--disable]
+              Only what is given changes; --description '' clears it; --disable pauses the
+              endpoint (its pending deliveries are dropped).
+  webhooks rotate-secret ENDPOINT_ID
+              A new signing secret, shown only now; the old one stops verifying at once.
+  webhooks delete ENDPOINT_ID
 
 Options: --json prints the gateway's JSON answer instead of a table.
 List commands (keys list, products list, users list) show one page (50 rows unless
@@ -335,6 +347,47 @@ function creditsPlan(resource, id, v) {
   }
 }
 
+// ---- webhooks: the admin webhook-endpoints API (/api/v1/admin/webhooks, src/routes/admin-webhooks.ts) ----
+
+const WEBHOOKS_PATH = '/api/v1/admin/webhooks';
+
+/** The path of one endpoint, or the usage mistake of naming none. @param {string} command @param {string | undefined} id */
+function webhookPath(command, id) {
+  if (!id) throw new UsageError(`${command} needs a webhook endpoint id`);
+  return `${WEBHOOKS_PATH}/${encodeURIComponent(id)}`;
+}
+
+/** Endpoints as a table (never with a secret: the gateway lists none). @param {Record<string, any>[]} endpoints */
+function webhooksTable(endpoints) {
+  return table(
+    endpoints.map((endpoint) => ({ ...endpoint, status: endpoint.enabled ? 'enabled' : 'disabled' })),
+    [
+      ['id', 'ID'],
+      ['url', 'URL'],
+      ['events', 'EVENTS'],
+      ['status', 'STATUS'],
+      ['description', 'DESCRIPTION'],
+      ['createdAt', 'CREATED'],
+    ],
+  );
+}
+
+/** A signing secret as create and rotate-secret print it: on the last line, said to be shown this once. @param {string} secret */
+const webhookSecretText = (secret) => `Signing secret (shown only now, keygate cannot show it again; store it now):\n${secret}`;
+
+/** The body of webhooks update: only what was given ('' for --description clears it). @param {CliValues} v */
+function webhookChanges(v) {
+  if (v.enable && v.disable) throw new UsageError('give --enable or --disable, not both');
+  const body = compact({
+    url: v.url,
+    description: v.description === '' ? null : v.description,
+    events: list(/** @type {string | undefined} */ (v.events)),
+    enabled: v.enable ? true : v.disable ? false : undefined,
+  });
+  if (Object.keys(body).length === 0) throw new UsageError('webhooks update needs --url, --description, --events, --enable or --disable');
+  return body;
+}
+
 /**
  * What each command sends, and how its answer is printed.
  * @typedef {{ method: string, path: string, body?: Record<string, unknown>, list?: ListPage, print: (answer: Record<string, any>) => string }} Plan
@@ -511,6 +564,38 @@ export function plan(positionals, v) {
       };
     case 'service-tokens revoke':
       return { method: 'DELETE', path: `/api/v1/admin/service-tokens/${needId()}`, print: (a) => `Revoked service credential ${a.id}` };
+    case 'webhooks list':
+      return { method: 'GET', path: WEBHOOKS_PATH, print: (a) => webhooksTable(a.endpoints) };
+    case 'webhooks create':
+      return {
+        method: 'POST',
+        path: WEBHOOKS_PATH,
+        body: compact({
+          url: required(v, 'url'),
+          description: v.description === '' ? undefined : v.description,
+          events: list(/** @type {string | undefined} */ (v.events)),
+        }),
+        print: (a) => `Created webhook endpoint ${a.id} -> ${a.url} (events ${a.events.join(',')})\n\n${webhookSecretText(a.secret)}`,
+      };
+    case 'webhooks show':
+      return { method: 'GET', path: webhookPath(command, id), print: (a) => webhooksTable([a]) };
+    case 'webhooks update':
+      return {
+        method: 'PATCH',
+        path: webhookPath(command, id),
+        body: webhookChanges(v),
+        print: (a) => `Updated webhook endpoint ${a.id}\n\n${webhooksTable([a])}`,
+      };
+    case 'webhooks rotate-secret':
+      return {
+        method: 'POST',
+        path: `${webhookPath(command, id)}/rotate-secret`,
+        print: (a) =>
+          `Rotated the signing secret of webhook endpoint ${a.id}: deliveries are signed with the new one from now on, ` +
+          `and the old one no longer verifies (update the receiver now)\n\n${webhookSecretText(a.secret)}`,
+      };
+    case 'webhooks delete':
+      return { method: 'DELETE', path: webhookPath(command, id), print: (a) => `Deleted webhook endpoint ${a.id}` };
     default:
       throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
   }
@@ -555,6 +640,11 @@ const OPTIONS = /** @type {const} */ ({
   'cost-rule': { type: 'string', multiple: true },
   'usage-header': { type: 'string' },
   'usage-reserve': { type: 'string' },
+  url: { type: 'string' },
+  description: { type: 'string' },
+  events: { type: 'string' },
+  enable: { type: 'boolean' },
+  disable: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 });
 

@@ -458,3 +458,112 @@ describe('npm run keygate -- keys credits / users credits / products create --co
     expect(removed.stdout.trim()).toBe(`User ${userId}: credit balance removed; only rate limits apply`);
   });
 });
+
+describe('npm run keygate -- webhooks (the admin webhook-endpoints API)', () => {
+  // Port 9 (discard) refuses connections: a delivery that an earlier test's event might start fails at once, reaching nothing.
+  const url = `http://127.0.0.1:9/hooks/cli-${Date.now().toString(36)}`;
+  let endpointId = '';
+  let secret = '';
+
+  /** The endpoints as the gateway lists them (--json), to compare with what the CLI printed. */
+  async function listed(): Promise<Record<string, unknown>[]> {
+    const result = await cli(['webhooks', 'list', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    return JSON.parse(result.stdout).endpoints;
+  }
+
+  it('webhooks create prints the endpoint and its signing secret, saying it is shown only now', async () => {
+    const created = await cli(['webhooks', 'create', '--url', url, '--description', 'CLI hook', '--events', 'key.created,key.revoked']);
+    expect(created.code, created.stderr).toBe(0);
+    const head = /^Created webhook endpoint ([0-9a-f-]{36}) -> (\S+) \(events (\S+)\)$/m.exec(created.stdout);
+    expect(head, created.stdout).not.toBeNull();
+    endpointId = head![1]!;
+    expect([head![2], head![3]]).toEqual([url, 'key.created,key.revoked']);
+    expect(created.stdout).toContain('Signing secret (shown only now');
+    secret = printedKey(created.stdout);
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+  });
+
+  it('webhooks list and show print the endpoint without its secret', async () => {
+    const table = await cli(['webhooks', 'list']);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+URL\s+EVENTS\s+STATUS\s+DESCRIPTION\s+CREATED$/);
+    expect(table.stdout).toMatch(new RegExp(`^${endpointId}\\s+${url}\\s+key\\.created,key\\.revoked\\s+enabled\\s+CLI hook\\s`, 'm'));
+    expect(table.stdout).not.toContain(secret);
+    expect(table.stdout).not.toContain('whsec_');
+
+    const endpoint = (await listed()).find((each) => each.id === endpointId);
+    expect(endpoint).toMatchObject({ url, description: 'CLI hook', events: ['key.created', 'key.revoked'], enabled: true });
+    expect(endpoint).not.toHaveProperty('secret');
+
+    const shown = await cli(['webhooks', 'show', endpointId]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`^${endpointId}\\s+${url}\\s+key\\.created,key\\.revoked\\s+enabled\\s`, 'm'));
+    expect(shown.stdout).not.toContain('whsec_');
+  });
+
+  it('webhooks update changes only what it is given: --disable and --events, then --enable and clearing --description', async () => {
+    const disabled = await cli(['webhooks', 'update', endpointId, '--disable', '--events', 'key.expiring', '--json']);
+    expect(disabled.code, disabled.stderr).toBe(0);
+    expect(JSON.parse(disabled.stdout)).toMatchObject({ id: endpointId, url, description: 'CLI hook', events: ['key.expiring'], enabled: false });
+    expect(JSON.parse(disabled.stdout)).not.toHaveProperty('secret');
+
+    const enabled = await cli(['webhooks', 'update', endpointId, '--enable', '--description', '']);
+    expect(enabled.code, enabled.stderr).toBe(0);
+    expect(enabled.stdout).toContain(`Updated webhook endpoint ${endpointId}`);
+    expect(enabled.stdout).toMatch(new RegExp(`^${endpointId}\\s+${url}\\s+key\\.expiring\\s+enabled\\s+-\\s`, 'm'));
+    expect((await listed()).find((each) => each.id === endpointId)).toMatchObject({ events: ['key.expiring'], enabled: true, description: null });
+  });
+
+  it('webhooks rotate-secret prints a new secret, once', async () => {
+    const rotated = await cli(['webhooks', 'rotate-secret', endpointId]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(rotated.stdout).toContain(`Rotated the signing secret of webhook endpoint ${endpointId}`);
+    expect(rotated.stdout).toContain('Signing secret (shown only now');
+    const next = printedKey(rotated.stdout);
+    expect(next).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+    expect(next).not.toBe(secret);
+    expect((await cli(['webhooks', 'show', endpointId])).stdout).not.toContain(next);
+  });
+
+  it("a bad URL is the gateway's VALIDATION_FAILED (exit 1), and nothing is created", async () => {
+    const before = (await listed()).length;
+    const refused = await cli(['webhooks', 'create', '--url', 'http://example.com']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('(VALIDATION_FAILED)');
+    expect(refused.stderr).toContain('- url: must be https (http only for localhost and 127.0.0.1)');
+    expect(refused.stdout).toBe('');
+    expect((await listed()).length, 'no endpoint was made').toBe(before);
+  });
+
+  it('bad webhooks usage exits 2 without calling the gateway', async () => {
+    const cases: [string[], string][] = [
+      [['webhooks', 'create'], '--url is required'],
+      [['webhooks', 'show'], 'webhooks show needs a webhook endpoint id'],
+      [['webhooks', 'update', endpointId], 'webhooks update needs --url, --description, --events, --enable or --disable'],
+      [['webhooks', 'update', endpointId, '--enable', '--disable'], 'give --enable or --disable, not both'],
+      [['webhooks', 'rotate-secret'], 'webhooks rotate-secret needs a webhook endpoint id'],
+      [['webhooks', 'delete'], 'webhooks delete needs a webhook endpoint id'],
+      [['webhooks', 'explode'], 'unknown command "webhooks explode"'],
+    ];
+    for (const [args, message] of cases) {
+      const result = await cli(args);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toContain(message);
+    }
+    expect(
+      (await listed()).find((each) => each.id === endpointId),
+      'nothing was changed',
+    ).toMatchObject({ enabled: true, events: ['key.expiring'] });
+  });
+
+  it('webhooks delete removes the endpoint; show then exits 1 with NOT_FOUND', async () => {
+    const deleted = await cli(['webhooks', 'delete', endpointId]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(deleted.stdout.trim()).toBe(`Deleted webhook endpoint ${endpointId}`);
+    expect((await listed()).map((each) => each.id)).not.toContain(endpointId);
+    const gone = await cli(['webhooks', 'show', endpointId]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr.trim()).toBe('Error: No such webhook endpoint (NOT_FOUND)');
+  });
+});
