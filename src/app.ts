@@ -37,7 +37,7 @@ app.use(loadConfig());
 app.route("/", healthRoutes);
 // Public documents, readable from any origin; product CORS lives in the product pipeline.
 for (const path of ["/.well-known/jwks.json", "/openapi.json"]) app.use(path, publicCors());
-for (const path of ["/auth/*", "/api/v1/keys", "/api/v1/keys/*", "/api/v1/usage/*", "/api/v1/admin/*"]) app.use(path, ownBodyLimit());
+for (const path of ["/auth/*", "/api/v1/keys", "/api/v1/keys/*", "/api/v1/usage/report", "/api/v1/admin/*"]) app.use(path, ownBodyLimit());
 app.route("/", authRoutes);
 app.route("/", verifyRoutes);
 app.route("/", creditsRoutes);

@@ -171,8 +171,8 @@ describe("GET /openapi.json", () => {
         const where = `${method} ${path}`;
         expect(codes(op, "500"), where).toEqual(expect.arrayContaining(["INTERNAL_ERROR", "CONFIG_INVALID"]));
         for (const response of Object.values<Record<string, any>>(op.responses)) expect(response.headers["X-Request-Id"], where).toBeDefined();
-        // app.ts caps the bodies of login, keys and admin (usage stats reads none).
-        const capped = ["/auth/", "/api/v1/keys", "/api/v1/admin/"].some((prefix) => path.startsWith(prefix));
+        // app.ts caps the bodies of login, keys, usage reports and admin (usage stats reads none).
+        const capped = ["/auth/", "/api/v1/keys", "/api/v1/usage/report", "/api/v1/admin/"].some((prefix) => path.startsWith(prefix));
         expect(codes(op, "413"), where).toEqual(capped ? ["PAYLOAD_TOO_LARGE"] : []);
         if (op.security.length > 0) {
           expect(codes(op, "429"), where).toContain("AUTH_THROTTLED");
