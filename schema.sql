@@ -46,7 +46,9 @@ CREATE TABLE products (
   -- the response header the origin reports metered usage in; the least balance a metered call needs.
   cost_rules            TEXT NOT NULL DEFAULT '[]',
   usage_header          TEXT,
-  usage_reserve         INTEGER NOT NULL DEFAULT 1
+  usage_reserve         INTEGER NOT NULL DEFAULT 1,
+  -- How calls are counted (0010): 'exact' (each asks the key's object) or 'leased' (isolates admit from granted calls).
+  rate_limit_mode       TEXT NOT NULL DEFAULT 'exact' CHECK (rate_limit_mode IN ('exact', 'leased'))
 );
 
 -- API keys. Only the SHA-256 of a key is stored; the plaintext is shown once.
@@ -76,7 +78,9 @@ CREATE TABLE api_keys (
   status_set_by         TEXT,
   expires_set_by        TEXT,
   -- The first key of this key's rotation chain: the chain shares one quota and one usage record (0004).
-  lineage_id            TEXT
+  lineage_id            TEXT,
+  -- 'exact' or 'leased', null = the product's (0010).
+  rate_limit_mode       TEXT CHECK (rate_limit_mode IS NULL OR rate_limit_mode IN ('exact', 'leased'))
 );
 -- Verification: SELECT … WHERE prefix = ? (the hot path on a cache miss).
 CREATE INDEX api_keys_prefix ON api_keys (prefix);

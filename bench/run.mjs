@@ -200,9 +200,12 @@ async function main() {
 
   try {
     const workers = {
-      b: wanted('b', 'f') ? await start(startWorker({ scriptPath: join(WORKERS_DIR, 'bare-proxy.js'), bindings: { ORIGIN_URL: origin.url } })) : null,
+      b: wanted('b', 'f', 'c-leased')
+        ? await start(startWorker({ scriptPath: join(WORKERS_DIR, 'bare-proxy.js'), bindings: { ORIGIN_URL: origin.url } }))
+        : null,
       b2: wanted('b2', 'c', 'e', 'b2-1', 'c-1') ? await bareDo(join(WORKERS_DIR, 'bare-proxy-do.js')) : null,
       k: wanted('c', 'e', 'f', 'c-1', 'd') ? await keygate() : null,
+      leased: wanted('c-leased') ? await leasedKeygate(keygate) : null,
       cold: wanted('d') ? await keygate({ KEY_CACHE_TTL_SECONDS: '0' }) : null,
       g: wanted('g', 'c') ? await start(startWorker({ scriptPath: join(WORKERS_DIR, 'naive.js'), bindings: { ORIGIN_URL: origin.url }, d1: ['DB'] })) : null,
     };
@@ -214,6 +217,7 @@ async function main() {
       { id: 'b', label: 'bare proxy Worker', worker: workers.b, mix: keyMix, check: plainAnswer, origin: 'unsigned' },
       { id: 'b2', label: 'bare proxy + 1 DO call', worker: workers.b2, mix: keyMix, check: plainAnswer, origin: 'unsigned' },
       { id: 'c', label: 'keygate, warm API key', worker: workers.k, mix: keyMix, check: keygateAnswer('api_key'), origin: 'signed' },
+      { id: 'c-leased', label: 'keygate, warm API key, leased', worker: workers.leased, mix: keyMix, check: leasedAnswer, origin: 'signed' },
       { id: 'e', label: 'keygate, ES256 JWT', worker: workers.k, mix: jwtMix, check: keygateAnswer('jwt'), origin: 'signed' },
       { id: 'f', label: 'keygate, refused at format (401, counted)', worker: workers.k, mix: malformedMix, check: formatRefusal, origin: 'nothing' },
       { id: 'd', label: 'keygate, cold API key (key cache off)', worker: workers.cold, mix: keyMix, check: keygateAnswer('api_key'), origin: 'signed' },
@@ -326,6 +330,16 @@ async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malf
     { id: 'e', label: 'keygate, ES256 JWT', reuse: 'c', mix: jwtMix, check: keygateAnswer('jwt') },
     { id: 'f', label: 'keygate, refused at format (401)', reuse: 'c', mix: malformedMix, check: formatRefusal },
     {
+      id: 'c-leased',
+      label: 'keygate, warm API key, leased',
+      build: async () => leasedKeygate(keygate, meteredWorker('keygate', bundle, ['RateLimiter'])),
+      mix: keyMix,
+      check: leasedAnswer,
+      // Grants grow with each isolate's rate: count the steady state, over a few seconds of calls.
+      warmupRequests: 3000,
+      countedRequests: Math.max(settings.countedRequests, 5000),
+    },
+    {
       id: 'c-credits',
       label: 'keygate, warm API key with credits',
       build: async () => creditEveryKey(await keygate({}, meteredWorker('keygate', bundle, ['RateLimiter'])), adminToken),
@@ -348,7 +362,15 @@ async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malf
     const worker = run.reuse ? (built[run.reuse] ??= await all.find((r) => r.id === run.reuse).build()) : (built[run.id] ??= await run.build());
     const meter = async () => (await fetch(`${worker.url}${METER_PATH}`)).json();
     // Warm: the isolate's caches and each credential's object exist, as in the timed rounds.
-    await measure({ url: worker.url, path: PATH, mix: run.mix, check: run.check, connections: 10, amount: Math.max(50, run.mix.length * 5), warmupSeconds: 0 });
+    await measure({
+      url: worker.url,
+      path: PATH,
+      mix: run.mix,
+      check: run.check,
+      connections: 10,
+      amount: run.warmupRequests ?? Math.max(50, run.mix.length * 5),
+      warmupSeconds: 0,
+    });
     await meter();
     const sample = await measure({
       url: worker.url,
@@ -356,7 +378,7 @@ async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malf
       mix: run.mix,
       check: run.check,
       connections: 10,
-      amount: settings.countedRequests,
+      amount: run.countedRequests ?? settings.countedRequests,
       warmupSeconds: 0,
     });
     const counted = await meter();
@@ -384,6 +406,17 @@ async function costPass({ bundle, keygate, bareDo, samples, keyMix, jwtMix, malf
   console.log('');
   return costs;
 }
+
+/** keygate whose bench product counts its keys' calls in leased mode (src/limits/lease.ts). */
+async function leasedKeygate(keygate, scriptPath) {
+  const worker = await keygate({}, scriptPath);
+  await (await worker.mf.getD1Database('DB')).prepare("UPDATE products SET rate_limit_mode = 'leased'").run();
+  return worker;
+}
+
+/** A leased key's answer: right, with estimated limit headers. */
+const leasedAnswer = (status, body, headers) =>
+  keygateAnswer('api_key')(status, body, headers) ?? (headers['ratelimit-policy']?.includes(';estimate') ? null : 'no estimate in RateLimit-Policy');
 
 /** Gives every seeded key a balance no run can spend (set through the admin API, as an operator would). */
 async function creditEveryKey(worker, adminToken) {
@@ -440,6 +473,23 @@ function judgeTargets(samples, rows, costs) {
       target: 1,
       atMost: true,
       wrong: costWrong('c'),
+    }),
+    ...both('leased-vs-bare', 'c-leased', 'b', 0.9, ' (leased: no object call per request)'),
+    target({
+      id: 'leased-object-calls',
+      metric: 'DO calls per request, leased (c-leased, counted)',
+      value: cost('c-leased')?.doCalls ?? null,
+      target: 0.05,
+      atMost: true,
+      wrong: costWrong('c-leased'),
+    }),
+    target({
+      id: 'leased-rows-written',
+      metric: 'DO rows written per request, leased (c-leased, counted)',
+      value: cost('c-leased')?.doRowsWritten ?? null,
+      target: 0.05,
+      atMost: true,
+      wrong: costWrong('c-leased'),
     }),
     target({
       id: 'rows-written-per-admission-with-credits',

@@ -19,6 +19,7 @@ import type { Env } from "./env";
 import { GatewayError } from "./errors";
 import { countCall, limitCheck, limitOutcome, productCallPrice, withHeaders, type LimitHeaders } from "./limits/admission";
 import { assertNotThrottled, recordingAuthFailures } from "./limits/auth-throttle";
+import { countInMode, type Background } from "./limits/leased-admission";
 import { reportedUsage } from "./limits/pricing";
 import { announce, debitUsage } from "./limits/usage-events";
 import type { LimitEvent } from "./limits/windows";
@@ -62,8 +63,9 @@ export async function handleProductCall(c: Context<AppEnv>): Promise<Response> {
 
   assertDeclaredLength(request, config.maxBodyBytes);
   const call: CallContext = { product, clientIp, method: request.method, relativePath: relativePath(product, path) };
+  const background = (work: Promise<unknown>) => c.executionCtx.waitUntil(work);
   const { principal, body, limitHeaders, events } = await recordingAuthFailures(c.env, config, clientIp, () =>
-    admitCall(c.env, config, request, call, requestId, now),
+    admitCall(c.env, config, request, call, requestId, now, background),
   );
   // Off the request path: queued once the answer is on its way.
   if (events) c.executionCtx.waitUntil(announce(c.env, principal, events, now));
@@ -136,7 +138,15 @@ function assertNotThrottledReadably(c: Context<AppEnv>, clientIp: string | null,
  * One limiter call either way: a call refused after authentication still gets
  * the limit headers but consumes nothing; an admitted one is counted.
  */
-async function admitCall(env: Env, config: Config, request: Request, call: CallContext, requestId: string, now: number): Promise<Admission> {
+async function admitCall(
+  env: Env,
+  config: Config,
+  request: Request,
+  call: CallContext,
+  requestId: string,
+  now: number,
+  background: Background,
+): Promise<Admission> {
   const principal = await authenticate(request.headers, env.DB, config, now);
   const refusal = authorizeCall(principal, call);
   const check = limitCheck(principal, call.product, config, requestId, productCallPrice(call.product, call.method, call.relativePath));
@@ -147,7 +157,7 @@ async function admitCall(env: Env, config: Config, request: Request, call: CallC
 
   // Read a chunked body before counting, so an oversized one (413) consumes nothing.
   const body = await readBodyWithin(request, config.maxBodyBytes);
-  const result = await countCall(env, config, principal, check);
+  const result = await countInMode(env, config, principal, check, call.product, background);
   const limitHeaders = limitOutcome(result, principal);
   return { principal, body, limitHeaders, events: "events" in result ? result.events : undefined };
 }

@@ -21,9 +21,10 @@ import type { Config } from "./config";
 import type { Product } from "./db/products";
 import type { Env } from "./env";
 import { GatewayError, isGatewayError } from "./errors";
-import { countCall, limitCheck, limitOutcome } from "./limits/admission";
+import { limitCheck, limitOutcome } from "./limits/admission";
 import { assertNotThrottled, recordingAuthFailures } from "./limits/auth-throttle";
 import type { LimitResult } from "./limits/client";
+import { countInMode, type Background } from "./limits/leased-admission";
 import { DEFAULT_CALL_COST } from "./limits/pricing";
 import { announce } from "./limits/usage-events";
 import { bindingCredits, bindingWindows, type WindowState } from "./limits/windows";
@@ -31,9 +32,6 @@ import { loadProducts } from "./proxy/route-match";
 import type { VerifyAnswer, VerifyRequest } from "./routes/schemas";
 
 type KeyPrincipal = Extract<Principal, { method: "api_key" }>;
-
-/** Runs work after the answer (the caller's ExecutionContext.waitUntil): the usage-event webhooks. */
-export type Background = (work: Promise<unknown>) => void;
 
 export async function verifyKey(env: Env, config: Config, input: VerifyRequest, requestId: string, now: number, background: Background): Promise<VerifyAnswer> {
   const product = input.product === undefined ? undefined : await productNamed(env.DB, config, input.product, now);
@@ -56,7 +54,7 @@ export async function verifyKey(env: Env, config: Config, input: VerifyRequest, 
   // The caller names the cost (default 1); a product's cost rules need a path, which the verify API does not take.
   const check = limitCheck(principal, product, config, requestId, { cost: input.cost ?? DEFAULT_CALL_COST, reserve: 0 });
   // A call refused after authentication is only reported, never counted (as for product calls).
-  const result = await countCall(env, config, principal, { ...check, consume: refusal === undefined && input.consume !== false });
+  const result = await countInMode(env, config, principal, { ...check, consume: refusal === undefined && input.consume !== false }, product, background);
   if ("events" in result && result.events) background(announce(env, principal, result.events, now));
   let outcome: GatewayError | undefined;
   try {

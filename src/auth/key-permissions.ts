@@ -24,9 +24,10 @@ export interface KeyPolicyFields {
   rateLimitPerMinute?: number | null | undefined;
   rateLimitPerDay?: number | null | undefined;
   ipAllowlist?: readonly string[] | undefined;
+  rateLimitMode?: string | null | undefined;
 }
 
-const ADMIN_ONLY_FIELDS = ["rateLimitPerMinute", "rateLimitPerDay", "ipAllowlist"] as const;
+const ADMIN_ONLY_FIELDS = ["rateLimitPerMinute", "rateLimitPerDay", "ipAllowlist", "rateLimitMode"] as const;
 
 function forbidden(field: string, message: string): GatewayError {
   return new GatewayError("FORBIDDEN", { message: `${field}: ${message}`, details: { field } });

@@ -4,6 +4,9 @@ import { pageQuery, readPage, type Condition, type Page, type SqlQuery } from ".
 
 export type KeyStatus = "active" | "inactive" | "revoked";
 
+/** How a key's calls are counted (src/limits/lease.ts): every call at its object, or from calls granted to isolates in advance. */
+export type RateLimitMode = "exact" | "leased";
+
 /** An api_keys row, in camelCase with its lists parsed. Never holds the plaintext. */
 export interface KeyRecord {
   id: string;
@@ -35,6 +38,8 @@ export interface KeyRecord {
   expiresSetBy: string | null;
   /** The first key of this key's rotation chain: its counters and usage are the lineage's (limiter object key:<lineageId>). */
   lineageId: string;
+  /** null: the product's mode. */
+  rateLimitMode: RateLimitMode | null;
 }
 
 interface KeyRow {
@@ -61,6 +66,7 @@ interface KeyRow {
   status_set_by: string | null;
   expires_set_by: string | null;
   lineage_id: string | null;
+  rate_limit_mode: RateLimitMode | null;
 }
 
 export function rowToKey(row: KeyRow): KeyRecord {
@@ -89,6 +95,7 @@ export function rowToKey(row: KeyRow): KeyRecord {
     expiresSetBy: row.expires_set_by,
     // Migration 0004 fills every row; a row written by hand without one is its own lineage.
     lineageId: row.lineage_id ?? row.id,
+    rateLimitMode: row.rate_limit_mode ?? null,
   };
 }
 
@@ -151,7 +158,7 @@ export function listKeyPage(db: D1Database, query: KeyPageQuery): Promise<Page<K
 /** Every column of a new row, and its values in the same order (a PATCH writes only what it names: KeyChanges). */
 const INSERT_COLUMNS =
   "id, prefix, hash, format, env, created_at, last_used_at, rotated_to, grace_until, lineage_id, version, status_set_by, expires_set_by, " +
-  "name, owner_id, status, updated_at, expires_at, rate_limit_per_minute, rate_limit_per_day, ip_allowlist, products, scopes";
+  "name, owner_id, status, updated_at, expires_at, rate_limit_per_minute, rate_limit_per_day, ip_allowlist, products, scopes, rate_limit_mode";
 
 function insertValues(key: KeyRecord): (string | number | null)[] {
   return [
@@ -178,6 +185,7 @@ function insertValues(key: KeyRecord): (string | number | null)[] {
     JSON.stringify(key.ipAllowlist),
     JSON.stringify(key.products),
     JSON.stringify(key.scopes),
+    key.rateLimitMode,
   ];
 }
 
@@ -218,6 +226,7 @@ export interface KeyChanges {
   ipAllowlist?: readonly string[] | undefined;
   products?: readonly string[] | undefined;
   scopes?: readonly string[] | undefined;
+  rateLimitMode?: RateLimitMode | null | undefined;
   statusSetBy?: string | undefined;
   expiresSetBy?: string | undefined;
 }
@@ -233,6 +242,7 @@ const CHANGE_COLUMNS: Record<keyof KeyChanges, { column: string; json?: true }> 
   ipAllowlist: { column: "ip_allowlist", json: true },
   products: { column: "products", json: true },
   scopes: { column: "scopes", json: true },
+  rateLimitMode: { column: "rate_limit_mode" },
   statusSetBy: { column: "status_set_by" },
   expiresSetBy: { column: "expires_set_by" },
 };

@@ -1,5 +1,6 @@
 import type { ScopeRule } from "../auth/scopes";
 import type { CostRule } from "../limits/pricing";
+import type { RateLimitMode } from "./keys";
 import type { ErrorFormat } from "../errors";
 import { parseJsonList } from "./json";
 import { pageQuery, readPage, type Condition, type Page, type SqlQuery } from "./page";
@@ -33,6 +34,8 @@ export interface Product {
   usageHeader: string | null;
   /** With a usage header: the least balance a call needs to be admitted. */
   usageReserve: number;
+  /** How its keys' calls are counted, unless a key says otherwise. */
+  rateLimitMode: RateLimitMode;
   createdAt: string;
   updatedAt: string;
 }
@@ -57,6 +60,7 @@ interface ProductRow {
   cost_rules: string;
   usage_header: string | null;
   usage_reserve: number;
+  rate_limit_mode: RateLimitMode;
   created_at: string;
   updated_at: string;
 }
@@ -82,6 +86,7 @@ export function rowToProduct(row: ProductRow): Product {
     costRules: parseJsonList<CostRule>(row.cost_rules),
     usageHeader: row.usage_header,
     usageReserve: row.usage_reserve,
+    rateLimitMode: row.rate_limit_mode,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -118,7 +123,7 @@ export async function getProduct(db: D1Database, idOrSlug: string): Promise<Prod
 
 /** The columns an edit may change, as SQL values, in one order for INSERT and UPDATE. */
 const EDITABLE_COLUMNS =
-  "name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods, error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules, case_sensitive_rules, strict_trailing_slash, cors_origins, cost_rules, usage_header, usage_reserve";
+  "name, path_prefix, origin_url, test_origin_url, strip_prefix, auth_methods, error_format, rate_limit_per_minute, rate_limit_per_day, inject_auth_method, scope_rules, case_sensitive_rules, strict_trailing_slash, cors_origins, cost_rules, usage_header, usage_reserve, rate_limit_mode";
 
 function editableValues(product: Product): (string | number | null)[] {
   return [
@@ -139,6 +144,7 @@ function editableValues(product: Product): (string | number | null)[] {
     JSON.stringify(product.costRules),
     product.usageHeader,
     product.usageReserve,
+    product.rateLimitMode,
   ];
 }
 

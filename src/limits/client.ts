@@ -3,6 +3,7 @@ import type { Config } from "../config";
 import type { KeyRecord } from "../db/keys";
 import type { Env } from "../env";
 import { GatewayError } from "../errors";
+import { LEASE_TTL_MS } from "./lease";
 import { limiterNames } from "./names";
 import type { CreditAnswer, CreditSetting, CreditTarget, CreditView, OwnerLimits, RateLimiter } from "./rate-limiter";
 import type { CredentialState, LimitCheck, LimitDecision } from "./windows";
@@ -77,10 +78,22 @@ export function credentialStateOf(key: Pick<KeyRecord, "status" | "expiresAt" | 
  */
 export async function syncKeyState(env: LimiterEnv, key: KeyRecord): Promise<void> {
   const state = credentialStateOf(key);
-  await Promise.all([
+  const drains = await Promise.all([
     limiterStub(env, limiterNames.key(key.lineageId)).setKeyState(key.id, state),
     ...(key.ownerId === null ? [] : [limiterStub(env, limiterNames.user(key.ownerId)).setKeyState(key.id, state)]),
   ]);
+  // A leased key's holders may still admit from grants made before: answer once the last has ended (at most a lease).
+  await waitOutLeases(Math.max(...drains));
+}
+
+/**
+ * Waits until grants the object made have ended: `drainMs` is measured by the
+ * object and waited here from its answer (a duration, so no clocks are
+ * compared), never more than one lease.
+ */
+export async function waitOutLeases(drainMs: number): Promise<void> {
+  const wait = Math.min(Math.max(0, drainMs), LEASE_TTL_MS);
+  if (wait > 0) await scheduler.wait(wait);
 }
 
 /**

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { credentialStateOutcome } from "../auth/credential-state";
 import type { Env } from "../env";
 import { creditState, creditsCover, crossings, newAccount, nextRefillAt, refilled, toppedUp, type CreditAccount, type CreditRefill } from "./credits";
+import { LEASE_TTL_MS, LeaseBook, type LeaseGrant, type LeaseRequest, type Refund } from "./lease";
 import { isApiKeyCredential } from "./names";
 import {
   DAY_MS,
@@ -128,6 +129,33 @@ export interface UsageDebit {
   redirected?: boolean;
 }
 
+/** A leased key's holder asking for calls in advance (src/limits/lease.ts), with the call that made it ask. */
+export interface LeaseCheck extends LimitCheck {
+  request: LeaseRequest;
+  /** A background renewal carries no call: without a grant nothing is decided. */
+  renewal?: boolean;
+}
+
+/**
+ * "granted": calls reserved in every window (and balance) the call counts in,
+ * with the counts after the reservation; "exact": the end-game, so this call
+ * was decided as an exact one (`decision`); or the credential's state, or moved.
+ */
+export type LeaseAnswer =
+  | { outcome: "granted"; grant: LeaseGrant; decision: LimitDecision }
+  | { outcome: "exact"; decision: LimitDecision }
+  /** A renewal the home made no grant for (the end-game): the holder asks for each call from now on. */
+  | { outcome: "no_grant" }
+  | { outcome: "inactive" | "revoked" | "expired" | "moved" };
+
+/** What a grant was reserved from: buckets, the windows' starts, and each bucket's balance epoch (null: none). */
+interface Reservation {
+  buckets: Bucket[];
+  minuteStart: number;
+  dayStart: number;
+  epochs: (number | null)[];
+}
+
 export type DebitResult =
   | { outcome: "moved" }
   /** `balance`: the debited bucket's after the debit, null when it has none. "duplicate": that request's usage was debited before. */
@@ -193,6 +221,14 @@ export class RateLimiter extends DurableObject<Env> {
   /** A key lineage's object whose counting moved to the owner's object. */
   private movedToOwner = false;
   private flushScheduled = false;
+  /**
+   * Grants out to leased keys' holders. In memory: after a restart their
+   * unused calls are never refunded (under-admission), and since grants from
+   * before it may still run, an object that ever granted ('leased' in state)
+   * waits out one lease before it reports a revocation as in force everywhere.
+   */
+  private readonly leases = new LeaseBook<Reservation>();
+  private hasLeased = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -218,7 +254,9 @@ export class RateLimiter extends DurableObject<Env> {
       if (row.name === "owner_limit_per_minute" && row.value !== null) owner.limitPerMinute = Number(row.value);
       if (row.name === "owner_limit_per_day" && row.value !== null) owner.limitPerDay = Number(row.value);
       if (row.name === "moved_to_owner") this.movedToOwner = row.value === "1";
+      if (row.name === "leased") this.hasLeased = true;
     }
+    if (this.hasLeased) this.leases.drainedAt = Date.now() + LEASE_TTL_MS;
     if (owner.limitPerMinute !== null || owner.limitPerDay !== null) this.ownerLimits = owner;
   }
 
@@ -287,6 +325,118 @@ export class RateLimiter extends DurableObject<Env> {
     if (ownUsed.day + 1 === input.limitPerDay) events.push(dailyEvent("own", dayStart, input.limitPerDay));
     if (owner?.limitPerDay != null && ownerUsed!.day + 1 === owner.limitPerDay) events.push(dailyEvent("owner", dayStart, owner.limitPerDay));
     return decide("admitted", 1, events);
+  }
+
+  // ---- Leased admission (src/limits/lease.ts). ----
+
+  /**
+   * A holder's request for calls in advance, made with a call it could not
+   * admit itself. The same checks as check(), then: refunds of the holder's
+   * expired grants, and a grant cut from the least room of every window and
+   * balance the call counts in, reserved in all of them at once (one row
+   * written). In the end-game no grant is made and the call is decided exactly.
+   */
+  lease(input: LeaseCheck): LeaseAnswer {
+    const now = Date.now();
+    const { minuteStart, dayStart } = windowStarts(now);
+    if (!input.redirected && (input.lineageId === undefined ? this.movedToOwner : this.ownerLimits === null)) return { outcome: "moved" };
+    if (input.lineageId === undefined && input.credentialId !== undefined && input.credentialId !== this.credentialId) {
+      this.rememberCredential(input.credentialId);
+    }
+    const unusable = credentialStateOutcome(input.keyId === undefined ? this.state : this.stateOfKey(input.keyId), now);
+    if (unusable) return { outcome: unusable };
+
+    const refunded = this.refund(this.leases.release(input.request.released, now), minuteStart, dayStart);
+    const own: Bucket = input.lineageId === undefined ? "" : lineageBucket(input.lineageId);
+    const owner = this.ownerLimits;
+    const buckets: Bucket[] = owner ? [own, "owner"] : [own];
+    const rooms = [
+      input.limitPerMinute - this.countIn(counterName(own, "minute"), minuteStart),
+      input.limitPerDay - this.countIn(counterName(own, "day"), dayStart),
+    ];
+    if (owner?.limitPerMinute != null) rooms.push(owner.limitPerMinute - this.countIn("owner:minute", minuteStart));
+    if (owner?.limitPerDay != null) rooms.push(owner.limitPerDay - this.countIn("owner:day", dayStart));
+    // A leased call costs 1 credit (other prices are decided exactly: src/limits/leased-admission.ts).
+    for (const bucket of buckets) {
+      const account = this.accountAt(bucket, now);
+      if (account) rooms.push(account.balance);
+    }
+    const room = Math.max(0, Math.min(...rooms));
+    const reservation: Reservation = { buckets, minuteStart, dayStart, epochs: buckets.map((bucket) => this.credits.get(bucket)?.epoch ?? null) };
+    const grant = this.leases.grant(input.request, { calls: room, windowEndsAt: minuteStart + MINUTE_MS }, now, reservation);
+    if (!grant) {
+      if (refunded) this.persist();
+      if (input.renewal) return { outcome: "no_grant" };
+      return { outcome: "exact", decision: this.check({ ...input, redirected: true }) };
+    }
+
+    const before = { ownDay: this.countIn(counterName(own, "day"), dayStart), ownerDay: this.countIn("owner:day", dayStart) };
+    for (const bucket of buckets) {
+      this.closeDayIfPassed(bucket, dayStart);
+      for (const [window, start] of [
+        ["minute", minuteStart],
+        ["day", dayStart],
+      ] as const) {
+        const name = counterName(bucket, window);
+        this.counters.set(name, { windowStart: start, count: this.countIn(name, start) + grant.calls });
+      }
+    }
+    const events = this.spend(buckets, grant.calls, now);
+    if (before.ownDay < input.limitPerDay && before.ownDay + grant.calls >= input.limitPerDay) events.push(dailyEvent("own", dayStart, input.limitPerDay));
+    if (owner?.limitPerDay != null && before.ownerDay < owner.limitPerDay && before.ownerDay + grant.calls >= owner.limitPerDay) {
+      events.push(dailyEvent("owner", dayStart, owner.limitPerDay));
+    }
+    if (input.keyId !== undefined) this.lastUse.set(input.keyId, now);
+    this.persist();
+    if (!this.hasLeased) {
+      this.hasLeased = true;
+      this.sql.exec("INSERT INTO state (name, value) VALUES ('leased', '1') ON CONFLICT (name) DO NOTHING");
+    }
+    this.scheduleFlush(now);
+    const ownCounts = windowCounts(now, input, this.countIn(counterName(own, "minute"), minuteStart), this.countIn(counterName(own, "day"), dayStart));
+    const account = this.credits.get(own);
+    const ownerAccount = owner ? this.credits.get("owner") : undefined;
+    const decision: LimitDecision = {
+      outcome: "admitted",
+      ...ownCounts,
+      ...(owner ? { owner: ownerWindowCounts(now, owner, this.countIn("owner:minute", minuteStart), this.countIn("owner:day", dayStart)) } : {}),
+      ...(account ? { credits: creditState(account, now) } : {}),
+      ...(ownerAccount ? { ownerCredits: creditState(ownerAccount, now) } : {}),
+      ...(events.length > 0 ? { events } : {}),
+    };
+    return { outcome: "granted", grant, decision };
+  }
+
+  /** Milliseconds until every grant this object issued has ended: a revocation is in force everywhere then. */
+  leaseDrainMs(): number {
+    return Math.max(0, this.leases.drainedAt - Date.now());
+  }
+
+  /** Gives released calls back to the windows (and balances) they were reserved from, where those are still current. */
+  private refund(refunds: readonly Refund<Reservation>[], minuteStart: number, dayStart: number): boolean {
+    let changed = false;
+    for (const { calls, reservedFrom } of refunds) {
+      reservedFrom.buckets.forEach((bucket, i) => {
+        const giveBack = (name: CounterName, start: number) => {
+          const counter = this.counters.get(name);
+          if (!counter || counter.windowStart !== start) return;
+          this.counters.set(name, { windowStart: start, count: Math.max(0, counter.count - calls) });
+          changed = true;
+        };
+        if (reservedFrom.minuteStart === minuteStart) giveBack(counterName(bucket, "minute"), minuteStart);
+        if (reservedFrom.dayStart === dayStart) {
+          giveBack(counterName(bucket, "day"), dayStart);
+          giveBack(counterName(bucket, "credits"), dayStart);
+        }
+        // A balance set, topped up or refilled since is a new balance: what the old one reserved is not added to it.
+        const account = this.credits.get(bucket);
+        if (account && account.epoch === reservedFrom.epochs[i]) {
+          this.credits.set(bucket, { ...account, balance: account.balance + calls });
+          changed = true;
+        }
+      });
+    }
+    return changed;
   }
 
   // ---- Credits: usage the origin reports, and the admin's calls. ----
@@ -408,10 +558,10 @@ export class RateLimiter extends DurableObject<Env> {
    * A key's state as its row was last written (`version` orders the writes):
    * an older or repeated state is ignored, and a revoked key stays revoked.
    */
-  setKeyState(keyId: string, state: CredentialState): void {
+  setKeyState(keyId: string, state: CredentialState): number {
     const held = this.keyStates.get(keyId);
     // Revocation is final and wins whatever version it comes with (a user's deletion revokes with the version it read).
-    if (held && (held.status === "revoked" || (state.status !== "revoked" && (held.version ?? 0) > (state.version ?? 0)))) return;
+    if (held && (held.status === "revoked" || (state.status !== "revoked" && (held.version ?? 0) > (state.version ?? 0)))) return this.leaseDrainMs();
     const stored = { status: state.status, notAfter: state.notAfter, version: state.version ?? 0 };
     this.keyStates.set(keyId, stored);
     this.sql.exec(
@@ -421,6 +571,8 @@ export class RateLimiter extends DurableObject<Env> {
       stored.notAfter,
       stored.version,
     );
+    // Grants made before this state may still run in holders: the caller waits this long (src/limits/client.ts syncKeyState).
+    return this.leaseDrainMs();
   }
 
   /** What this object knows of a key: nothing yet means active (the key row's own state is checked before). */

@@ -92,6 +92,8 @@ export type LimitDecision =
       CreditCounts & {
         owner?: OwnerWindowCounts;
         events?: LimitEvent[];
+        /** Leased mode: the counts are an estimate (src/limits/leased-admission.ts); the policies say so. */
+        estimated?: boolean;
       })
   | { outcome: "inactive" | "revoked" | "expired" | "moved" };
 
@@ -167,8 +169,11 @@ export function rateLimitHeaders({
   owner,
   credits,
   ownerCredits,
-}: WindowCounts & CreditCounts & { owner?: OwnerWindowCounts }): Record<string, string> {
+  estimated,
+}: WindowCounts & CreditCounts & { owner?: OwnerWindowCounts; estimated?: boolean }): Record<string, string> {
   const { minute, day } = bindingWindows({ minute: ownMinute, day: ownDay, owner });
+  // Leased mode: each policy carries the boolean parameter `estimate` (RFC 9651): its remaining counts are estimates.
+  const mark = estimated ? ";estimate" : "";
   const balances: [name: string, credits: CreditState][] = [
     ...(credits ? [["credits", credits] as [string, CreditState]] : []),
     ...(ownerCredits ? [["owner-credits", ownerCredits] as [string, CreditState]] : []),
@@ -187,9 +192,9 @@ export function rateLimitHeaders({
     "X-RateLimit-Daily-Limit": String(day.limit),
     "X-RateLimit-Daily-Remaining": String(day.remaining),
     "RateLimit-Policy": [
-      ...policies.map(([name, window, seconds]) => `"${name}";q=${window.limit};w=${seconds}`),
+      ...policies.map(([name, window, seconds]) => `"${name}";q=${window.limit};w=${seconds}${mark}`),
       // A balance's quota is what it was last set or refilled to; `w` only when it refills (a day, or a month as 30 days: the draft has no calendar months).
-      ...balances.map(([name, state]) => `"${name}";q=${Math.max(0, state.quota)}${state.refillSeconds === null ? "" : `;w=${state.refillWindow}`}`),
+      ...balances.map(([name, state]) => `"${name}";q=${Math.max(0, state.quota)}${state.refillSeconds === null ? "" : `;w=${state.refillWindow}`}${mark}`),
     ].join(", "),
     RateLimit: [
       ...policies.map(([name, window]) => `"${name}";r=${window.remaining};t=${window.resetSeconds}`),

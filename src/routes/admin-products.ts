@@ -87,6 +87,7 @@ export const adminProductsRoutes = new Hono<AppEnv>()
         costRules: body.costRules ?? [],
         usageHeader: body.usageHeader ?? null,
         usageReserve: body.usageReserve ?? 1,
+        rateLimitMode: body.rateLimitMode ?? "exact",
         createdAt: nowIso(now),
         updatedAt: nowIso(now),
       };

@@ -265,6 +265,7 @@ export const keysRoutes = new Hono<AppEnv>()
         id,
         // A new key starts its own lineage; its rotations continue it.
         lineageId: id,
+        rateLimitMode: body.rateLimitMode ?? null,
         prefix: material.prefix,
         hash: material.hash,
         format,

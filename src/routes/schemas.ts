@@ -61,6 +61,11 @@ const pathPrefix = z
     ),
   );
 
+const RATE_LIMIT_MODE_DESCRIPTION =
+  'How calls are counted: "exact" (each call at the key\'s object; exact headers) or "leased" (Worker isolates admit from calls the object granted in advance: ' +
+  "never over the limits, faster and cheaper for hot or far-away keys, remaining counts estimated, revocation within 1 s)";
+const rateLimitMode = z.enum(["exact", "leased"]).check(z.describe(RATE_LIMIT_MODE_DESCRIPTION));
+
 /** Zod's default "Required"-style messages say what is wrong; the path names the field. */
 export const KeyCreateSchema = z.strictObject({
   name,
@@ -74,6 +79,7 @@ export const KeyCreateSchema = z.strictObject({
   rateLimitPerMinute: z.optional(perMinute),
   rateLimitPerDay: z.optional(perDay),
   ipAllowlist: z.optional(ipAllowlist),
+  rateLimitMode: z.optional(z.nullable(rateLimitMode)),
 });
 export type KeyCreateInput = z.infer<typeof KeyCreateSchema>;
 
@@ -91,6 +97,7 @@ export const KeyPatchSchema = z
     rateLimitPerMinute: z.optional(z.nullable(perMinute)),
     rateLimitPerDay: z.optional(z.nullable(perDay)),
     ipAllowlist: z.optional(ipAllowlist),
+    rateLimitMode: z.optional(z.nullable(rateLimitMode)),
     status: z.optional(z.enum(["active", "inactive"])),
   })
   .check(changesSomething);
@@ -177,6 +184,7 @@ const productFields = {
   costRules: z.optional(z.array(costRule).check(z.maxLength(100), z.describe(COST_RULES_DESCRIPTION))),
   usageHeader: z.optional(z.nullable(usageHeader.check(z.describe(USAGE_HEADER_DESCRIPTION)))),
   usageReserve: z.optional(creditAmount.check(z.describe("With a usage header: the least balance a call needs to be admitted (default 1)"))),
+  rateLimitMode: z.optional(rateLimitMode),
 };
 
 export const ProductCreateSchema = z.strictObject({ slug, ...productFields });
@@ -292,6 +300,7 @@ export const KeyViewSchema = z.object({
   rotatedTo: z.nullable(z.string()),
   graceUntil: z.nullable(isoTime),
   lineageId: described("The first key of this key's rotation chain: the keys of a rotation share one quota and one usage record"),
+  rateLimitMode: z.nullable(z.enum(["exact", "leased"]).check(z.describe("null: the product's mode"))),
   version: z.int().check(z.describe("Moves with every write to the key; its ETag is this number in quotes. Send it back as If-Match on PATCH or DELETE")),
   statusSetBy: z.nullable(
     described(
@@ -357,6 +366,7 @@ export const ProductViewSchema = z.object({
   costRules: z.array(z.object({ method: z.optional(z.string()), path: z.optional(z.string()), cost: z.int() })).check(z.describe(COST_RULES_DESCRIPTION)),
   usageHeader: z.nullable(z.string()).check(z.describe(USAGE_HEADER_DESCRIPTION)),
   usageReserve: z.int(),
+  rateLimitMode: z.enum(["exact", "leased"]),
   createdAt: isoTime,
   updatedAt: isoTime,
 });

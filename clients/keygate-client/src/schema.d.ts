@@ -2353,6 +2353,7 @@ export interface operations {
               graceUntil: string | null;
               /** @description The first key of this key's rotation chain: the keys of a rotation share one quota and one usage record */
               lineageId: string;
+              rateLimitMode: ("exact" | "leased") | null;
               /** @description Moves with every write to the key; its ETag is this number in quotes. Send it back as If-Match on PATCH or DELETE */
               version: number;
               statusSetBy: string | null;
@@ -2493,6 +2494,7 @@ export interface operations {
           rateLimitPerMinute?: number;
           rateLimitPerDay?: number;
           ipAllowlist?: string[];
+          rateLimitMode?: ("exact" | "leased") | null;
         };
       };
     };
@@ -2531,6 +2533,7 @@ export interface operations {
             graceUntil: string | null;
             /** @description The first key of this key's rotation chain: the keys of a rotation share one quota and one usage record */
             lineageId: string;
+            rateLimitMode: ("exact" | "leased") | null;
             /** @description Moves with every write to the key; its ETag is this number in quotes. Send it back as If-Match on PATCH or DELETE */
             version: number;
             statusSetBy: string | null;
@@ -2709,6 +2712,7 @@ export interface operations {
             graceUntil: string | null;
             /** @description The first key of this key's rotation chain: the keys of a rotation share one quota and one usage record */
             lineageId: string;
+            rateLimitMode: ("exact" | "leased") | null;
             /** @description Moves with every write to the key; its ETag is this number in quotes. Send it back as If-Match on PATCH or DELETE */
             version: number;
             statusSetBy: string | null;
@@ -3005,6 +3009,7 @@ export interface operations {
           rateLimitPerMinute?: number | null;
           rateLimitPerDay?: number | null;
           ipAllowlist?: string[];
+          rateLimitMode?: ("exact" | "leased") | null;
           /** @enum {string} */
           status?: "active" | "inactive";
         };
@@ -3045,6 +3050,7 @@ export interface operations {
             graceUntil: string | null;
             /** @description The first key of this key's rotation chain: the keys of a rotation share one quota and one usage record */
             lineageId: string;
+            rateLimitMode: ("exact" | "leased") | null;
             /** @description Moves with every write to the key; its ETag is this number in quotes. Send it back as If-Match on PATCH or DELETE */
             version: number;
             statusSetBy: string | null;
@@ -3255,6 +3261,7 @@ export interface operations {
             graceUntil: string;
             /** @description The first key of this key's rotation chain: the keys of a rotation share one quota and one usage record */
             lineageId: string;
+            rateLimitMode: ("exact" | "leased") | null;
             /** @description Moves with every write to the key; its ETag is this number in quotes. Send it back as If-Match on PATCH or DELETE */
             version: number;
             statusSetBy: string | null;
@@ -3529,19 +3536,6 @@ export interface operations {
           "application/json": components["schemas"]["Error"] & {
             /** @enum {string} */
             code?: "NOT_FOUND";
-          };
-        };
-      };
-      /** @description PAYLOAD_TOO_LARGE: Request body is too large */
-      413: {
-        headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          [name: string]: unknown;
-        };
-        content: {
-          "application/json": components["schemas"]["Error"] & {
-            /** @enum {string} */
-            code?: "PAYLOAD_TOO_LARGE";
           };
         };
       };
@@ -4573,6 +4567,8 @@ export interface operations {
               /** @description The response header the origin reports a call's metered usage in (e.g. X-Usage-Cost): stripped from the answer and debited from the key's credits afterwards; null = none */
               usageHeader: string | null;
               usageReserve: number;
+              /** @enum {string} */
+              rateLimitMode: "exact" | "leased";
               /** @description ISO 8601 time */
               createdAt: string;
               /** @description ISO 8601 time */
@@ -4732,6 +4728,11 @@ export interface operations {
           usageHeader?: string | null;
           /** @description With a usage header: the least balance a call needs to be admitted (default 1) */
           usageReserve?: number;
+          /**
+           * @description How calls are counted: "exact" (each call at the key's object; exact headers) or "leased" (Worker isolates admit from calls the object granted in advance: never over the limits, faster and cheaper for hot or far-away keys, remaining counts estimated, revocation within 1 s)
+           * @enum {string}
+           */
+          rateLimitMode?: "exact" | "leased";
         };
       };
     };
@@ -4776,6 +4777,8 @@ export interface operations {
             /** @description The response header the origin reports a call's metered usage in (e.g. X-Usage-Cost): stripped from the answer and debited from the key's credits afterwards; null = none */
             usageHeader: string | null;
             usageReserve: number;
+            /** @enum {string} */
+            rateLimitMode: "exact" | "leased";
             /** @description ISO 8601 time */
             createdAt: string;
             /** @description ISO 8601 time */
@@ -4958,6 +4961,8 @@ export interface operations {
             /** @description The response header the origin reports a call's metered usage in (e.g. X-Usage-Cost): stripped from the answer and debited from the key's credits afterwards; null = none */
             usageHeader: string | null;
             usageReserve: number;
+            /** @enum {string} */
+            rateLimitMode: "exact" | "leased";
             /** @description ISO 8601 time */
             createdAt: string;
             /** @description ISO 8601 time */
@@ -5256,6 +5261,11 @@ export interface operations {
           usageHeader?: string | null;
           /** @description With a usage header: the least balance a call needs to be admitted (default 1) */
           usageReserve?: number;
+          /**
+           * @description How calls are counted: "exact" (each call at the key's object; exact headers) or "leased" (Worker isolates admit from calls the object granted in advance: never over the limits, faster and cheaper for hot or far-away keys, remaining counts estimated, revocation within 1 s)
+           * @enum {string}
+           */
+          rateLimitMode?: "exact" | "leased";
         };
       };
     };
@@ -5300,6 +5310,8 @@ export interface operations {
             /** @description The response header the origin reports a call's metered usage in (e.g. X-Usage-Cost): stripped from the answer and debited from the key's credits afterwards; null = none */
             usageHeader: string | null;
             usageReserve: number;
+            /** @enum {string} */
+            rateLimitMode: "exact" | "leased";
             /** @description ISO 8601 time */
             createdAt: string;
             /** @description ISO 8601 time */
