@@ -219,6 +219,14 @@ function limitsText(key) {
   return `${minute}/min · ${day}/day`;
 }
 
+/** The limits, then a mode the key sets itself ("exact" or "leased"); none shown is the product's mode. */
+function limitsCell(key) {
+  return cell('Limits', limitsText(key), key.rateLimitMode ? el('small', { class: 'limit-mode' }, ` · ${key.rateLimitMode}`) : null);
+}
+
+/** A key's rateLimitMode in the edit dialog's words ('' is null: the product's). */
+const RATE_LIMIT_MODE_LABELS = { '': "Product's default", exact: 'Exact', leased: 'Leased' };
+
 /** Who set a key's status or expiry, in words: "you", "an admin", or a user id. @param {string | null | undefined} setBy */
 function setByText(setBy) {
   if (!setBy) return null;
@@ -300,7 +308,7 @@ function renderKeys() {
       cell('Created', when(key.createdAt)),
       cell('Last used', when(key.lastUsedAt)),
       cell('Expires', expiryCell(key)),
-      cell('Limits', limitsText(key)),
+      limitsCell(key),
       cell('Today', todayText(key)),
       cell('Actions', keyActions(key)),
     ),
@@ -401,6 +409,10 @@ function openEdit() {
   form.elements.expiresAt.value = isoToLocalInput(key.expiresAt);
   form.elements.rateLimitPerMinute.value = key.rateLimitPerMinute ?? '';
   form.elements.rateLimitPerDay.value = key.rateLimitPerDay ?? '';
+  // Admins choose the mode; an owner reads it (the API refuses it from them).
+  form.elements.rateLimitMode.value = key.rateLimitMode ?? '';
+  byId('edit-mode-text').textContent = RATE_LIMIT_MODE_LABELS[key.rateLimitMode ?? ''] ?? key.rateLimitMode;
+  byId('edit-mode-view').hidden = isAdmin();
   form.elements.ipAllowlist.value = (key.ipAllowlist ?? []).join('\n');
   form.elements.scopes.value = (key.scopes ?? []).join(' ');
   form.elements.products.value = (key.products ?? []).join(' ');
@@ -425,6 +437,7 @@ function editedFields(key, form) {
     Object.assign(proposed, {
       rateLimitPerMinute: optionalNumber(form.elements.rateLimitPerMinute.value),
       rateLimitPerDay: optionalNumber(form.elements.rateLimitPerDay.value),
+      rateLimitMode: form.elements.rateLimitMode.value || null,
       ipAllowlist: words(form.elements.ipAllowlist.value),
       scopes: words(form.elements.scopes.value),
       products: words(form.elements.products.value),
@@ -661,7 +674,7 @@ function renderProducts() {
         cell('Name', product.name),
         cell('Path prefix', el('code', {}, product.pathPrefix)),
         cell('Origin', product.originUrl),
-        cell('Limits', `${product.rateLimitPerMinute ?? 'default'}/min · ${product.rateLimitPerDay ?? 'default'}/day`),
+        cell('Limits', `${product.rateLimitPerMinute ?? 'default'}/min · ${product.rateLimitPerDay ?? 'default'}/day · ${product.rateLimitMode ?? 'exact'}`),
         cell('Errors', product.errorFormat),
       ),
     ),
@@ -682,6 +695,7 @@ byId('create-product-form').addEventListener('submit', (event) => {
     originUrl: String(data.get('originUrl')).trim(),
     errorFormat: String(data.get('errorFormat')),
     stripPrefix: data.get('stripPrefix') === 'on',
+    rateLimitMode: String(data.get('rateLimitMode')),
   };
   const testOriginUrl = String(data.get('testOriginUrl')).trim();
   if (testOriginUrl) fields.testOriginUrl = testOriginUrl;

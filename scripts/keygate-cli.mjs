@@ -23,6 +23,7 @@ Usage: npm run keygate -- <command> [options]
   keys create --name NAME [--owner USER_ID] [--products a,b] [--scopes s1,s2]
               [--format ilal|ila] [--env live|test] [--expires ISO_TIME]
               [--per-minute N] [--per-day N] [--ip CIDR,CIDR]
+              [--rate-limit-mode exact|leased|product]
               Without --owner, --products is required ('*' = every product);
               a key for an owner inherits the owner's products and scopes.
   keys revoke KEY_ID
@@ -39,8 +40,12 @@ Usage: npm run keygate -- <command> [options]
               [--strip-prefix] [--auth api_key,jwt] [--error-format detailed|compact]
               [--per-minute N] [--per-day N] [--cors https://app.example.com,…|*]
               [--cost-rule METHOD:PATH=COST]… [--usage-header NAME [--usage-reserve N]]
+              [--rate-limit-mode exact|leased]
               A cost rule prices calls in credits ('*' or no METHOD: any method; no PATH: any
               path under the prefix; repeatable, the first match decides, no match costs 1).
+              Rate-limit mode (default exact; a key's 'product' = the product's): leased is
+              faster for hot or far-away keys, never over the limits, but remaining counts are
+              estimates and revocation takes effect within 1 s.
   users list [--limit N] [--cursor C] [--all]
   users create --email EMAIL --password PASSWORD [--role user|admin] [--products a,b] [--scopes s1,s2]
   users set-limits USER_ID [--per-minute N|none] [--per-day N|none] [--max-keys N|none]
@@ -271,7 +276,34 @@ const KEY_COLUMNS = /** @type {[string, string][]} */ ([
   ['scopes', 'SCOPES'],
   ['lastUsedAt', 'LAST USED'],
   ['expiresAt', 'EXPIRES'],
+  ['rateLimitMode', 'MODE'],
 ]);
+
+// ---- rate-limit mode (issue 17): products create / keys create --rate-limit-mode ----
+
+/**
+ * --rate-limit-mode as the API's rateLimitMode: "exact" or "leased"; for a key also
+ * "product" (null: the product's mode). Checked here so a typo costs no request.
+ * @param {CliValues} v @param {{ forKey: boolean }} options
+ * @returns {'exact' | 'leased' | null | undefined}
+ */
+export function rateLimitMode(v, { forKey }) {
+  const text = v['rate-limit-mode'];
+  if (text === undefined) return undefined;
+  if (text === 'exact' || text === 'leased') return text;
+  if (forKey && text === 'product') return null;
+  throw new UsageError(`--rate-limit-mode must be ${forKey ? 'exact, leased or product' : 'exact or leased'}, got "${text}"`);
+}
+
+/** A key's mode as tables show it: null is the product's. @param {Record<string, unknown>[]} keys */
+const keyRows = (keys) => keys.map((key) => ({ ...key, rateLimitMode: key.rateLimitMode ?? 'product' }));
+
+/** A product's limits and mode in one line; leased says what it trades. @param {Record<string, any>} product */
+export function productLimitsText(product) {
+  const mode = product.rateLimitMode ?? 'exact';
+  const note = mode === 'leased' ? ' (remaining counts are estimates; revocation within 1 s)' : '';
+  return `Rate limits: ${product.rateLimitPerMinute ?? 'default'}/min, ${product.rateLimitPerDay ?? 'default'}/day, ${mode} mode${note}`;
+}
 
 // ---- credits (issue 16): keys credits, users credits, products' cost rules ----
 
@@ -403,7 +435,7 @@ export function plan(positionals, v) {
   };
   switch (command) {
     case 'keys list':
-      return listPlan(command, '/api/v1/keys', 'keys', v, (rows) => table(rows, KEY_COLUMNS));
+      return listPlan(command, '/api/v1/keys', 'keys', v, (rows) => table(keyRows(rows), KEY_COLUMNS));
     case 'keys create': {
       const name = required(v, 'name');
       // Checked here too so the mistake costs no request: the gateway refuses an owner-less key without products.
@@ -424,8 +456,9 @@ export function plan(positionals, v) {
           rateLimitPerMinute: integer(/** @type {string | undefined} */ (v['per-minute']), '--per-minute'),
           rateLimitPerDay: integer(/** @type {string | undefined} */ (v['per-day']), '--per-day'),
           ipAllowlist: list(/** @type {string | undefined} */ (v.ip)),
+          rateLimitMode: rateLimitMode(v, { forKey: true }),
         }),
-        print: (a) => `${table([a], KEY_COLUMNS)}\n\nKey (shown once, store it now):\n${a.key}`,
+        print: (a) => `${table(keyRows([a]), KEY_COLUMNS)}\n\nKey (shown once, store it now):\n${a.key}`,
       };
     }
     case 'keys revoke':
@@ -451,6 +484,7 @@ export function plan(positionals, v) {
           ['errorFormat', 'ERRORS'],
           ['rateLimitPerMinute', 'PER MIN'],
           ['rateLimitPerDay', 'PER DAY'],
+          ['rateLimitMode', 'MODE'],
         ]),
       );
     case 'products create':
@@ -472,9 +506,10 @@ export function plan(positionals, v) {
           costRules: Array.isArray(v['cost-rule']) ? v['cost-rule'].map(costRule) : undefined,
           usageHeader: v['usage-header'],
           usageReserve: integer(/** @type {string | undefined} */ (v['usage-reserve']), '--usage-reserve'),
+          rateLimitMode: rateLimitMode(v, { forKey: false }),
         }),
         print: (a) => {
-          const created = `Created product ${a.slug} (${a.id}) at ${a.pathPrefix} -> ${a.originUrl}`;
+          const created = `Created product ${a.slug} (${a.id}) at ${a.pathPrefix} -> ${a.originUrl}\n${productLimitsText(a)}`;
           const costs = a.costRules?.length ? `cost rules ${a.costRules.map(costRuleText).join(', ')}` : null;
           const metered = a.usageHeader ? `usage header ${a.usageHeader} (reserve ${a.usageReserve})` : null;
           const credits = [costs, metered].filter(Boolean).join('; ');
@@ -640,6 +675,7 @@ const OPTIONS = /** @type {const} */ ({
   'cost-rule': { type: 'string', multiple: true },
   'usage-header': { type: 'string' },
   'usage-reserve': { type: 'string' },
+  'rate-limit-mode': { type: 'string' },
   url: { type: 'string' },
   description: { type: 'string' },
   events: { type: 'string' },

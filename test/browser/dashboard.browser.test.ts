@@ -729,3 +729,137 @@ describe('dashboard credits (issue 16)', () => {
     await page.close();
   });
 });
+
+describe('dashboard rate-limit mode (issue 17: leased mode)', () => {
+  const adminJson = () => ({ Authorization: `Bearer ${gateway.secrets.ADMIN_TOKEN}`, 'Content-Type': 'application/json' });
+  const MODE_NOTE = 'Leased: faster for hot or far-away keys; remaining counts are estimates; revocation within 1 s';
+
+  async function makeKey(fields: Record<string, unknown>): Promise<{ id: string; key: string; prefix: string }> {
+    const made = await gateway.fetch('/api/v1/keys', { method: 'POST', headers: adminJson(), body: JSON.stringify(fields) });
+    expect(made.status, JSON.stringify(await readJson(made.clone()))).toBe(201);
+    return readJson(made);
+  }
+
+  async function modeOf(id: string): Promise<unknown> {
+    return (await readJson<{ rateLimitMode: unknown }>(await gateway.fetch(`/api/v1/keys/${id}`, { headers: adminJson() }))).rateLimitMode;
+  }
+
+  /** Save the edit dialog; the PATCH the page sent and the API's answer to it. */
+  async function saveEdit(page: Page, id: string): Promise<{ sent: unknown; answer: Record<string, unknown> }> {
+    const patched = page.waitForResponse((response) => response.request().method() === 'PATCH' && new URL(response.url()).pathname === `/api/v1/keys/${id}`);
+    await page.locator('#edit-dialog button[value=confirm]').click();
+    const response = await patched;
+    expect(response.status()).toBe(200);
+    return { sent: response.request().postDataJSON(), answer: await response.json() };
+  }
+
+  it('lets an admin set a key to leased (the API answers rateLimitMode "leased", calls\' counts are estimates) and back to the product\'s default', async () => {
+    const made = await makeKey({ name: `mode ${Date.now().toString(36)}`, products: ['defi'] });
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, ADMIN);
+    const row = keyRow(page, made.prefix);
+    await row.waitFor();
+    expect(await row.locator('td[data-label="Limits"]').textContent()).toMatch(/^\S+\/min · \S+\/day$/);
+
+    await row.locator('button[data-action=edit]').click();
+    const select = page.locator('#edit-form select[name=rateLimitMode]');
+    expect(await select.inputValue(), "null is the product's default").toBe('');
+    expect(await select.locator('option').allTextContents()).toEqual(["Product's default", 'Exact', 'Leased']);
+    expect(await page.locator('#edit-mode-note').textContent()).toBe(MODE_NOTE);
+    expect(await select.getAttribute('aria-describedby')).toBe('edit-mode-note');
+    expect(await page.locator('#edit-mode-view').isHidden(), 'the read-only line is for owners').toBe(true);
+    await expectNoSeriousViolations(page, 'the key edit dialog with the rate-limit mode, as an admin');
+    await page.screenshot({ path: screenshotPath('key-mode-admin') });
+
+    await select.selectOption('leased');
+    const leased = await saveEdit(page, made.id);
+    expect(leased.sent, 'only what changed is sent').toEqual({ rateLimitMode: 'leased' });
+    expect(leased.answer).toMatchObject({ id: made.id, rateLimitMode: 'leased' });
+    await expect.poll(() => row.locator('td[data-label="Limits"]').textContent(), { timeout: WAIT_MS }).toMatch(/ · leased$/);
+    expect(await page.locator('#status').textContent()).toBe(`Key ${made.prefix} saved.`);
+    expect(await modeOf(made.id)).toBe('leased');
+    // The gateway now admits the key's calls from leases: each RateLimit-Policy item is marked an estimate.
+    const estimated = await callWithKey(made.key);
+    expect(estimated.status, JSON.stringify(await readJson(estimated.clone()))).toBe(200);
+    expect(estimated.headers.get('RateLimit-Policy')).toMatch(/^"minute";q=\d+;w=60;estimate, "day";q=\d+;w=86400;estimate$/);
+    await expectNoSeriousViolations(page, 'the keys tab with a leased key');
+
+    // Back to the product's default: null, and the seeded product is exact.
+    await row.locator('button[data-action=edit]').click();
+    expect(await select.inputValue()).toBe('leased');
+    await select.selectOption('');
+    const reset = await saveEdit(page, made.id);
+    expect(reset.sent).toEqual({ rateLimitMode: null });
+    expect(reset.answer).toMatchObject({ rateLimitMode: null });
+    await expect.poll(() => row.locator('td[data-label="Limits"]').textContent(), { timeout: WAIT_MS }).toMatch(/^\S+\/min · \S+\/day$/);
+    const exact = await callWithKey(made.key);
+    expect(exact.headers.get('RateLimit-Policy')).not.toContain('estimate');
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it("shows an owner their key's mode read-only; the owner's edit never sends it", async () => {
+    const users = await readJson<{ users: { id: string; email: string }[] }>(await gateway.fetch('/api/v1/admin/users?limit=200', { headers: adminJson() }));
+    const owner = users.users.find((user) => user.email === USER.email)!;
+    const made = await makeKey({ name: `owned mode ${Date.now().toString(36)}`, ownerId: owner.id, rateLimitMode: 'leased' });
+
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, USER);
+    const row = keyRow(page, made.prefix);
+    await row.waitFor();
+    expect(await row.locator('td[data-label="Limits"]').textContent()).toMatch(/ · leased$/);
+    await row.locator('button[data-action=edit]').click();
+    const view = page.locator('#edit-mode-view');
+    await view.waitFor({ state: 'visible' });
+    expect(await page.locator('#edit-mode-text').textContent()).toBe('Leased');
+    expect(await view.textContent()).toContain(MODE_NOTE);
+    expect(await page.locator('#edit-form select[name=rateLimitMode]').isHidden(), 'the select is for admins').toBe(true);
+    await expectNoSeriousViolations(page, 'the key edit dialog with the rate-limit mode, as an owner');
+    await page.screenshot({ path: screenshotPath('key-mode-owner') });
+
+    await page.locator('#edit-form input[name=name]').fill('owned mode renamed');
+    const saved = await saveEdit(page, made.id);
+    expect(saved.sent).toEqual({ name: 'owned mode renamed' });
+    expect(saved.answer).toMatchObject({ name: 'owned mode renamed', rateLimitMode: 'leased' });
+    expect(await modeOf(made.id)).toBe('leased');
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+
+  it('lets an admin create a leased product; the products tab shows its mode', async () => {
+    const slug = `leased-${Date.now().toString(36)}`;
+    const watched = await browser.newPage();
+    const { page } = watched;
+    await signIn(page, ADMIN);
+    await openTab(page, 'products');
+    const form = page.locator('#create-product-form');
+    expect(await form.locator('select[name=rateLimitMode]').inputValue(), 'exact unless chosen').toBe('exact');
+    expect(await page.locator('#product-mode-note').textContent()).toBe(MODE_NOTE);
+    await form.locator('input[name=slug]').fill(slug);
+    await form.locator('input[name=name]').fill('Leased product');
+    await form.locator('input[name=pathPrefix]').fill(`/api/${slug}`);
+    await form.locator('input[name=originUrl]').fill(gateway.origin.url);
+    await form.locator('select[name=rateLimitMode]').selectOption('leased');
+    await form.locator('button[type=submit]').click();
+    await expect.poll(() => page.locator('#status').textContent(), { timeout: WAIT_MS }).toBe(`Product ${slug} created at /api/${slug}.`);
+    expect(await form.locator('select[name=rateLimitMode]').inputValue(), 'the form is reset').toBe('exact');
+    const products = await readJson<{ products: { slug: string; rateLimitMode: string }[] }>(
+      await gateway.fetch('/api/v1/admin/products?limit=200', { headers: adminJson() }),
+    );
+    expect(products.products.find((product) => product.slug === slug)).toMatchObject({ rateLimitMode: 'leased' });
+    // The new product may sit past the first page (earlier tests made many): load until it shows.
+    const productRow = page.locator(`#products-body tr[data-slug="${slug}"]`);
+    for (let clicks = 0; (await productRow.count()) === 0 && (await page.locator('#products-more').isVisible()) && clicks < 10; clicks++) {
+      const before = await page.locator('#products-body tr').count();
+      await page.locator('#products-more').click();
+      await expect.poll(() => page.locator('#products-body tr').count(), { timeout: WAIT_MS }).toBeGreaterThan(before);
+    }
+    expect(await productRow.locator('td[data-label="Limits"]').textContent()).toMatch(/ · leased$/);
+    await expectNoSeriousViolations(page, 'the products tab with the rate-limit mode');
+    await page.screenshot({ path: screenshotPath('product-mode'), fullPage: true });
+    expectNoCspViolations(watched);
+    await page.close();
+  });
+});

@@ -567,3 +567,114 @@ describe('npm run keygate -- webhooks (the admin webhook-endpoints API)', () => 
     expect(gone.stderr.trim()).toBe('Error: No such webhook endpoint (NOT_FOUND)');
   });
 });
+
+describe('npm run keygate -- --rate-limit-mode (issue 17: leased mode)', () => {
+  const slug = `clilm-${Date.now().toString(36)}`;
+  const prefix = `/api/${slug}`;
+  const asAdmin = () => ({ headers: { Authorization: `Bearer ${gateway().secrets.ADMIN_TOKEN}` } });
+
+  /** A call with the key: its status and RateLimit-Policy (leased mode marks each item `;estimate`). */
+  async function call(key: string): Promise<{ status: number; policy: string | null }> {
+    const response = await gateway().fetch(`${prefix}/hello`, { headers: { 'X-API-Key': key } });
+    await response.arrayBuffer();
+    return { status: response.status, policy: response.headers.get('ratelimit-policy') };
+  }
+
+  it('products create --rate-limit-mode leased makes a leased product; create and list show the mode', async () => {
+    const made = await cli([
+      'products',
+      'create',
+      '--slug',
+      slug,
+      '--name',
+      'CLI leased',
+      '--prefix',
+      prefix,
+      '--origin',
+      gateway().origin.url,
+      '--per-minute',
+      '100',
+      '--rate-limit-mode',
+      'leased',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout.split('\n')).toContain('Rate limits: 100/min, default/day, leased mode (remaining counts are estimates; revocation within 1 s)');
+    const products = await readJson<{ products: { slug: string; rateLimitMode: string }[] }>(
+      await gateway().fetch('/api/v1/admin/products?limit=200', asAdmin()),
+    );
+    expect(products.products.find((product) => product.slug === slug)).toMatchObject({ rateLimitMode: 'leased' });
+
+    const listed = await cli(['products', 'list', '--limit', '200']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout.split('\n')[0]).toMatch(/\sPER MIN\s+PER DAY\s+MODE$/);
+    expect(listed.stdout).toMatch(new RegExp(`^${slug}\\s.*\\s100\\s+-\\s+leased$`, 'm'));
+
+    // Without the option a product is exact, and says so.
+    const exact = await cli(['products', 'create', '--slug', `${slug}-x`, '--name', 'x', '--prefix', `${prefix}-x`, '--origin', gateway().origin.url]);
+    expect(exact.code, exact.stderr).toBe(0);
+    expect(exact.stdout).toContain('Rate limits: default/min, default/day, exact mode');
+  });
+
+  it("keys create --rate-limit-mode: product (null, the product's: leased here), leased, exact; the MODE column shows each", async () => {
+    const made: Record<string, { id: string; key: string; rateLimitMode: string | null }> = {};
+    for (const mode of ['product', 'leased', 'exact']) {
+      const created = await cli(['keys', 'create', '--name', `${slug} ${mode}`, '--products', slug, '--rate-limit-mode', mode, '--json']);
+      expect(created.code, created.stderr).toBe(0);
+      made[mode] = JSON.parse(created.stdout);
+    }
+    expect(made.product!.rateLimitMode).toBeNull();
+    expect(made.leased!.rateLimitMode).toBe('leased');
+    expect(made.exact!.rateLimitMode).toBe('exact');
+
+    // The table: a key's own mode, or "product" for the product's.
+    const shown = await cli(['keys', 'create', '--name', `${slug} table`, '--products', slug, '--rate-limit-mode', 'leased']);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout.split('\n')[0]).toMatch(/\sEXPIRES\s+MODE$/);
+    expect(shown.stdout.split('\n')[2]).toMatch(/\sleased$/);
+    const listed = await cli(['keys', 'list', '--limit', '200']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(new RegExp(`^${made.product!.id}\\s.*\\sproduct$`, 'm'));
+    expect(listed.stdout).toMatch(new RegExp(`^${made.exact!.id}\\s.*\\sexact$`, 'm'));
+
+    // At the gateway: the product's leased mode and the key's own leased mode estimate the counts; exact does not.
+    const product = await call(made.product!.key);
+    expect(product.status).toBe(200);
+    expect(product.policy).toMatch(/^"minute";q=100;w=60;estimate, "day";q=\d+;w=86400;estimate$/);
+    expect((await call(made.leased!.key)).policy).toContain(';estimate');
+    const exact = await call(made.exact!.key);
+    expect(exact.status).toBe(200);
+    expect(exact.policy).toMatch(/^"minute";q=100;w=60, "day";q=\d+;w=86400$/);
+  });
+
+  it('an invalid --rate-limit-mode is bad usage (exit 2) and nothing is sent', async () => {
+    const keysBefore = (JSON.parse((await cli(['keys', 'list', '--limit', '200', '--json'])).stdout).keys as unknown[]).length;
+    const key = await cli(['keys', 'create', '--name', `${slug} bad`, '--products', slug, '--rate-limit-mode', 'fast']);
+    expect(key.code).toBe(2);
+    expect(key.stderr).toContain('--rate-limit-mode must be exact, leased or product, got "fast"');
+    expect(key.stdout).toBe('');
+    expect((JSON.parse((await cli(['keys', 'list', '--limit', '200', '--json'])).stdout).keys as unknown[]).length, 'no key was made').toBe(keysBefore);
+
+    // "product" is a key's choice: a product's mode is exact or leased.
+    const product = await cli([
+      'products',
+      'create',
+      '--slug',
+      `${slug}-bad`,
+      '--name',
+      'x',
+      '--prefix',
+      `${prefix}-bad`,
+      '--origin',
+      gateway().origin.url,
+      '--rate-limit-mode',
+      'product',
+    ]);
+    expect(product.code).toBe(2);
+    expect(product.stderr).toContain('--rate-limit-mode must be exact or leased, got "product"');
+    const products = await readJson<{ products: { slug: string }[] }>(await gateway().fetch('/api/v1/admin/products?limit=200', asAdmin()));
+    expect(
+      products.products.map((each) => each.slug),
+      'no product was made',
+    ).not.toContain(`${slug}-bad`);
+  });
+});
