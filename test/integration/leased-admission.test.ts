@@ -9,11 +9,12 @@ import type { LimitResult } from "../../src/limits/client";
 import { LEASE_TTL_MS } from "../../src/limits/lease";
 import { LeaseHolders, type LimiterStubs } from "../../src/limits/leased-admission";
 import type { LeaseCheck } from "../../src/limits/rate-limiter";
-import { adminToken, api } from "../helpers/api";
+import { adminToken, api, userToken } from "../helpers/api";
 import { expectRefusal } from "../helpers/expect";
 import { createKey, createProduct, send, settled } from "../helpers/harness";
 import { storedCounters } from "../helpers/limiter";
 import { useOrigin } from "../helpers/origin";
+import { createUser } from "../helpers/users";
 
 /**
  * Leased admission in workerd (issue 17): one home object (the key's
@@ -178,5 +179,31 @@ describe("leased admission: revocation, deactivation and rotation", () => {
     const outcomes = [];
     for (let i = 0; i < 150; i++) outcomes.push((await callThrough(holders[i % 2]!, i % 4 < 2 ? record : replacement, { ...limits })).outcome);
     expect(outcomes.filter((outcome) => outcome === "admitted")).toHaveLength(90);
+  });
+});
+
+describe("leased admission: configuration", () => {
+  it("an admin sets a key's mode (null: the product's); an owner may not; bad values are 400", async () => {
+    await roomInMinute(5);
+    const { user } = await createUser();
+    const product = await createProduct({ rateLimitPerMinute: 1000 });
+    const { key, record } = await createKey({ ownerId: user.id });
+    const asOwner = await api("PATCH", `/api/v1/keys/${record.id}`, await userToken(user), { rateLimitMode: "leased" });
+    expect(asOwner.status).toBe(403);
+    expect(asOwner.body).toMatchObject({ code: "FORBIDDEN" });
+    expect((await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { rateLimitMode: "sometimes" })).body.code).toBe("VALIDATION_FAILED");
+
+    const exact = await settled(send(`${product.pathPrefix}/m`, { key }));
+    expect(exact.headers.get("ratelimit-policy")).not.toContain("estimate");
+    const leased = await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { rateLimitMode: "leased" });
+    expect(leased.status).toBe(200);
+    expect(leased.body.rateLimitMode).toBe("leased");
+    const next = await settled(send(`${product.pathPrefix}/m`, { key }));
+    expect(next.status).toBe(200);
+    expect(next.headers.get("ratelimit-policy")).toContain(";estimate");
+    const back = await api("PATCH", `/api/v1/keys/${record.id}`, adminToken(), { rateLimitMode: null });
+    expect(back.body.rateLimitMode).toBeNull();
+    const created = await api("POST", "/api/v1/keys", await userToken(user), { name: "mine", rateLimitMode: "leased" });
+    expect(created.status).toBe(403);
   });
 });
