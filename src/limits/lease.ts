@@ -102,7 +102,8 @@ export class LeaseBook<R> {
   /** The latest expiry of any grant issued: every holder has stopped by then. */
   drainedAt = 0;
 
-  constructor(private readonly idPrefix: string = crypto.randomUUID().slice(0, 8)) {}
+  /** Grant ids are `<prefix>-<n>`: a whole UUID per book, so ids of a restarted object never meet an earlier one's. */
+  constructor(private readonly idPrefix: string = crypto.randomUUID()) {}
 
   /** Refunds of the released grants this book still knows (each once), and forgets grants past their window. */
   release(released: readonly { grantId: string; used: number }[], now: number): Refund<R>[] {
@@ -133,11 +134,11 @@ export class LeaseBook<R> {
   grant(request: LeaseRequest, room: Room, now: number, reservedFrom: R): LeaseGrant | undefined {
     const others = this.activeHolders(now, request.holderId);
     if (room.calls < END_GAME_CALLS_PER_HOLDER * (others + 1)) return undefined;
+    const ttlMs = Math.min(LEASE_TTL_MS, room.windowEndsAt - now);
+    if (ttlMs <= 0) return undefined;
     const wanted = Math.ceil(Math.max(1, request.rate) * (LEASE_TARGET_MS / 1000));
     const cap = Math.floor(room.calls * MAX_SHARE_OF_ROOM);
     const calls = Math.max(1, Math.min(wanted, cap));
-    const ttlMs = Math.min(LEASE_TTL_MS, room.windowEndsAt - now);
-    if (ttlMs <= 0) return undefined;
     const grantId = `${this.idPrefix}-${++this.sequence}`;
     const expiresAt = now + ttlMs;
     this.grants.set(grantId, { holderId: request.holderId, calls, expiresAt, reservedFrom });
@@ -166,6 +167,8 @@ interface HeldGrant {
   /** Holder's clock: when it sent the request + ttl (no later than the home's expiry). */
   localExpiresAt: number;
   remainingAtGrant: number;
+  /** Shorter than a lease: it ends with its minute. */
+  cutShort: boolean;
 }
 
 /**
@@ -190,7 +193,8 @@ export class LeaseHolder {
     this.retire(now);
     const grant = this.grants.find((g) => g.used < g.calls);
     if (!grant) {
-      this.ranOut = this.lastGrant > 0;
+      // Spent to the last call before it ended (not merely expired): demand is above the grant.
+      this.ranOut = this.grants.length > 0;
       return false;
     }
     grant.used++;
@@ -204,7 +208,10 @@ export class LeaseHolder {
     const left = this.grants.reduce((sum, g) => sum + g.calls - g.used, 0);
     const newest = this.grants.at(-1);
     const rate = this.rate(now);
-    return left < (rate * RENEW_AHEAD_MS) / 1000 || newest === undefined || newest.localExpiresAt - now < RENEW_AHEAD_MS;
+    if (left < (rate * RENEW_AHEAD_MS) / 1000 || newest === undefined) return true;
+    // A grant the minute's end cut short is not renewed for time: every renewal would be cut short too (a loop).
+    // A grant the minute's end cut short is not renewed for time: every renewal would be cut short too (a loop).
+    return !newest.cutShort && newest.localExpiresAt - now < RENEW_AHEAD_MS;
   }
 
   /** Starts a renewal: the request to send, with the expired grants' use. Call applyGrant or renewalFailed after. */
@@ -223,7 +230,14 @@ export class LeaseHolder {
     this.renewing = false;
     if (!grant || grant.calls <= 0) return;
     this.lastGrant = grant.calls;
-    this.grants.push({ grantId: grant.grantId, calls: grant.calls, used: 0, localExpiresAt: sentAt + grant.ttlMs, remainingAtGrant: grant.remaining });
+    this.grants.push({
+      grantId: grant.grantId,
+      calls: grant.calls,
+      used: 0,
+      localExpiresAt: sentAt + grant.ttlMs,
+      remainingAtGrant: grant.remaining,
+      cutShort: grant.ttlMs < LEASE_TTL_MS,
+    });
   }
 
   /** The request or its answer was lost: what it released is reported again next time. */

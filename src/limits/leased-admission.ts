@@ -40,6 +40,8 @@ interface Held {
   holder: LeaseHolder;
   /** The counts after the newest grant, at the object: what the estimates start from. */
   snapshot: Admitted | undefined;
+  /** The lease request in flight for a call: other calls that find nothing held wait for it (one request, not one per call). */
+  asking: Promise<unknown> | undefined;
 }
 
 /** One isolate's holders. The gateway uses `isolateHolders`; tests make several, as several isolates. */
@@ -75,14 +77,24 @@ export class LeaseHolders {
       return estimate(entry, now);
     }
 
+    if (entry.asking) {
+      // One lease request per isolate and key at a time: a burst's misses share its grant, else go exact.
+      await entry.asking.catch(() => undefined);
+      if (entry.holder.tryAdmit(Date.now())) return estimate(entry, Date.now());
+      return countCall(env, config, principal, check);
+    }
     const request = entry.holder.startRenewal(now);
     let answer: LeaseAnswer;
+    const asking = this.stubs(env, place.name).lease(leaseCheck(check, place.lineageId, request));
+    entry.asking = asking;
     try {
-      answer = await this.stubs(env, place.name).lease(leaseCheck(check, place.lineageId, request));
+      answer = await asking;
     } catch {
       entry.holder.renewalFailed(request);
       // The object may be overloaded or down: the exact path's retry and failure mode decide.
       return checkLimits(env, config, place.name, { ...check, ...(place.lineageId ? { lineageId: place.lineageId } : {}) });
+    } finally {
+      if (entry.asking === asking) entry.asking = undefined;
     }
     switch (answer.outcome) {
       case "granted": {
@@ -122,7 +134,7 @@ export class LeaseHolders {
   private entry(slot: string): Held {
     let entry = this.held.get(slot);
     if (!entry) {
-      entry = { holder: new LeaseHolder(this.holderId), snapshot: undefined };
+      entry = { holder: new LeaseHolder(this.holderId), snapshot: undefined, asking: undefined };
       this.held.set(slot, entry);
     }
     return entry;
