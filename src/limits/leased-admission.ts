@@ -20,7 +20,7 @@ import type { Env } from "../env";
 import { countCall } from "./admission";
 import { checkLimits, limiterStub, type LimiterEnv, type LimitResult } from "./client";
 import { announce } from "./usage-events";
-import { LeaseHolder } from "./lease";
+import { LEASE_TTL_MS, LeaseHolder } from "./lease";
 import type { LeaseAnswer, LeaseCheck, RateLimiter } from "./rate-limiter";
 import { DAY_MS, MINUTE_MS, secondsUntilReset, type LimitCheck, type LimitDecision, type WindowState } from "./windows";
 
@@ -42,6 +42,13 @@ interface Held {
   snapshot: Admitted | undefined;
   /** The lease request in flight for a call: other calls that find nothing held wait for it (one request, not one per call). */
   asking: Promise<unknown> | undefined;
+  /**
+   * The object refused a call for its minute window: for a lease's time (and
+   * never past that window) this isolate refuses the key's calls itself (a denial cache). Calls
+   * refunded meanwhile by other isolates go unused here: under-admission,
+   * never over-admission.
+   */
+  refused: { until: number; decision: Admitted } | undefined;
 }
 
 /** One isolate's holders. The gateway uses `isolateHolders`; tests make several, as several isolates. */
@@ -72,6 +79,7 @@ export class LeaseHolders {
     const slot = `${place.name}|${principal.key.id}`;
     const entry = this.entry(slot);
     const now = Date.now();
+    if (entry.refused && now < entry.refused.until && !entry.holder.held(now)) return refusedAgain(entry.refused.decision, now);
     if (entry.holder.tryAdmit(now)) {
       if (entry.holder.wantsRenewal(now)) background(this.renew(env, principal, place, entry, check));
       return estimate(entry, now);
@@ -110,6 +118,10 @@ export class LeaseHolders {
       }
       case "exact":
         entry.holder.applyGrant(undefined, now);
+        if (answer.decision.outcome === "rate_limited") {
+          // At most a lease (the object counts it in its drain time, so a revocation still answers 401 once the admin call returns).
+          entry.refused = { until: Math.min(now - (now % MINUTE_MS) + MINUTE_MS, now + LEASE_TTL_MS), decision: answer.decision };
+        }
         return answer.decision;
       case "moved":
         // The key's counting moved (owner limits set or cleared): the exact path follows it.
@@ -134,7 +146,7 @@ export class LeaseHolders {
   private entry(slot: string): Held {
     let entry = this.held.get(slot);
     if (!entry) {
-      entry = { holder: new LeaseHolder(this.holderId), snapshot: undefined, asking: undefined };
+      entry = { holder: new LeaseHolder(this.holderId), snapshot: undefined, asking: undefined, refused: undefined };
       this.held.set(slot, entry);
     }
     return entry;
@@ -164,6 +176,17 @@ export class LeaseHolders {
 
 function leaseCheck(check: LimitCheck, lineageId: string | undefined, request: LeaseCheck["request"]): LeaseCheck {
   return { ...check, ...(lineageId ? { lineageId } : {}), request };
+}
+
+/** The object's refusal, repeated from memory, its reset counted from now; estimated like every leased answer. */
+function refusedAgain(decision: Admitted, now: number): LimitResult {
+  return {
+    ...decision,
+    minute: { ...decision.minute, resetSeconds: secondsUntilReset(now, MINUTE_MS) },
+    day: { ...decision.day, resetSeconds: secondsUntilReset(now, DAY_MS) },
+    events: undefined,
+    estimated: true,
+  } as LimitResult;
 }
 
 /** The counts as this isolate sees them: the object's after the newest grant, plus what this isolate still holds. */

@@ -367,7 +367,10 @@ export class RateLimiter extends DurableObject<Env> {
     if (!grant) {
       if (refunded) this.persist();
       if (input.renewal) return { outcome: "no_grant" };
-      return { outcome: "exact", decision: this.check({ ...input, redirected: true }) };
+      const decision = this.check({ ...input, redirected: true });
+      // The holder repeats a minute's refusal from memory for up to a lease (leased-admission.ts): a revocation waits that out too.
+      if (decision.outcome === "rate_limited") this.leases.drainedAt = Math.max(this.leases.drainedAt, now + LEASE_TTL_MS);
+      return { outcome: "exact", decision };
     }
 
     const before = { ownDay: this.countIn(counterName(own, "day"), dayStart), ownerDay: this.countIn("owner:day", dayStart) };

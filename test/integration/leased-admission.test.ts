@@ -207,3 +207,31 @@ describe("leased admission: configuration", () => {
     expect(created.status).toBe(403);
   });
 });
+
+describe("leased admission: refusals from memory", () => {
+  it("over the limit, an isolate repeats the object's refusal for a lease's time instead of asking for every call", async () => {
+    await roomInMinute(10);
+    const { record } = await createKey();
+    const limits = { rateLimitPerMinute: 20, rateLimitPerDay: 100_000 };
+    const calls = { count: 0 };
+    const holders = new LeaseHolders(`deny-${crypto.randomUUID()}`, delayedStubs(0, calls));
+    const outcomes = [];
+    for (let i = 0; i < 60; i++) outcomes.push((await callThrough(holders, record, limits)).outcome);
+    expect(outcomes.filter((outcome) => outcome === "admitted")).toHaveLength(20);
+    expect(outcomes.slice(20).every((outcome) => outcome === "rate_limited")).toBe(true);
+    const afterFirstRefusal = calls.count;
+    for (let i = 0; i < 30; i++) expect((await callThrough(holders, record, limits)).outcome).toBe("rate_limited");
+    expect(calls.count, "refused from memory").toBe(afterFirstRefusal);
+  });
+
+  it("a revocation is still answered 401 after the admin call returns, though the isolate was refusing from memory", async () => {
+    await roomInMinute(10);
+    const { record } = await createKey();
+    const limits = { rateLimitPerMinute: 5, rateLimitPerDay: 100_000 };
+    const holders = new LeaseHolders(`deny-revoke-${crypto.randomUUID()}`);
+    for (let i = 0; i < 8; i++) await callThrough(holders, record, limits);
+    expect((await callThrough(holders, record, limits)).outcome).toBe("rate_limited");
+    expect((await api("DELETE", `/api/v1/keys/${record.id}`, adminToken())).status).toBe(200);
+    expect((await callThrough(holders, record, limits)).outcome).toBe("revoked");
+  });
+});
