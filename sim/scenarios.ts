@@ -94,7 +94,7 @@ export function scenarios(size: Size): Scenario[] {
     },
     {
       name: "steady-3x-denial-cache",
-      description: 'steady-3x with the proposed denial cache: an isolate told "rate limited" refuses by itself until the reset',
+      description: 'steady-3x with the denial cache leased-admission.ts has: an isolate told "rate limited" refuses by itself for up to a lease (never past the reset)',
       config: { ...base("steady-3x-denial-cache", 103, minutes(10, 1), steady(3)), denialCache: true },
     },
     {
@@ -118,7 +118,7 @@ export function scenarios(size: Size): Scenario[] {
     },
     {
       name: "spread-5x-denial-cache",
-      description: "spread-5x with the proposed denial cache",
+      description: "spread-5x with the Worker's denial cache (up to a lease)",
       config: { ...base("spread-5x-denial-cache", 106, minutes(3, 1), steady(5, EVEN)), denialCache: true },
     },
     {

@@ -57,9 +57,11 @@ describe("leased admission in the simulator (bounded runs)", () => {
     }
   });
 
-  it("with the proposed denial cache, over-limit calls are refused in the isolate too", () => {
+  it("with the Worker's denial cache (a refusal repeated for up to a lease), over-limit calls are mostly refused in the isolate", () => {
     const cached = run("steady-3x-denial-cache");
-    expect(cached.noCrossRegionShare).toBeGreaterThanOrEqual(0.95);
+    // Without it 60 %; a refusal kept until the minute's reset reached 98-99 %, but a lease-long one keeps the revocation
+    // bound at 1 s: 94.9 %, just short of the 95 % (docs/leased-admission.md, Results).
+    expect(cached.noCrossRegionShare).toBeGreaterThanOrEqual(0.9);
     expect(cached.homeCallsPerSecond.mean).toBeLessThan(100);
     expectNeverOver(cached, config("steady-3x-denial-cache"));
   });
