@@ -405,7 +405,8 @@ export class World {
           holder.revoke();
         } else if (!answer.grant) {
           holder.applyGrant(undefined, sentAt);
-          if (answer.exact?.outcome === "rate_limited" && this.config.denialCache) isolate.refusedUntil = this.localClock(isolate) + Math.min(answer.exact.resetMs, LEASE_TTL_MS);
+          if (answer.exact?.outcome === "rate_limited" && this.config.denialCache)
+            isolate.refusedUntil = this.localClock(isolate) + Math.min(answer.exact.resetMs, LEASE_TTL_MS);
         } else {
           holder.applyGrant(answer.grant, this.config.sabotage === "expiry-from-receipt" ? this.localClock(isolate) : sentAt);
           this.spendOnArrival(isolate, start);
@@ -460,7 +461,8 @@ export class World {
         answered = true;
         this.metrics.answered(this.sim.now - start, isolate.region !== home);
         if (answer.outcome === "revoked") isolate.holder.revoke();
-        if (answer.outcome === "rate_limited" && this.config.denialCache) isolate.refusedUntil = this.localClock(isolate) + Math.min(answer.resetMs, LEASE_TTL_MS);
+        if (answer.outcome === "rate_limited" && this.config.denialCache)
+          isolate.refusedUntil = this.localClock(isolate) + Math.min(answer.resetMs, LEASE_TTL_MS);
       });
     });
   }

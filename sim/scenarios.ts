@@ -94,7 +94,8 @@ export function scenarios(size: Size): Scenario[] {
     },
     {
       name: "steady-3x-denial-cache",
-      description: 'steady-3x with the denial cache leased-admission.ts has: an isolate told "rate limited" refuses by itself for up to a lease (never past the reset)',
+      description:
+        'steady-3x with the denial cache leased-admission.ts has: an isolate told "rate limited" refuses by itself for up to a lease (never past the reset)',
       config: { ...base("steady-3x-denial-cache", 103, minutes(10, 1), steady(3)), denialCache: true },
     },
     {
