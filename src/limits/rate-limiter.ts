@@ -270,16 +270,8 @@ export class RateLimiter extends DurableObject<Env> {
   check(input: LimitCheck): LimitDecision {
     const now = Date.now();
     const { minuteStart, dayStart } = windowStarts(now);
-    // Counting moved (an admin set or cleared the owner's limits after the caller's key row was cached): ask the other object.
-    if (!input.redirected && (input.lineageId === undefined ? this.movedToOwner : this.ownerLimits === null)) return { outcome: "moved" };
-    if (input.lineageId === undefined && input.credentialId !== undefined && input.credentialId !== this.credentialId) {
-      this.rememberCredential(input.credentialId);
-    }
-
-    const unusable = credentialStateOutcome(input.keyId === undefined ? this.state : this.stateOfKey(input.keyId), now);
-    if (unusable) return { outcome: unusable };
-    // A token signed before its user's access last changed carries the old grants.
-    if (input.grantVersion !== undefined && input.grantVersion < this.minGrantVersion) return { outcome: "revoked" };
+    const refused = this.refusalBeforeCounting(input, now);
+    if (refused) return { outcome: refused };
 
     const own: Bucket = input.lineageId === undefined ? "" : lineageBucket(input.lineageId);
     const used = (bucket: Bucket) => ({
@@ -327,6 +319,23 @@ export class RateLimiter extends DurableObject<Env> {
     return decide("admitted", 1, events);
   }
 
+  /**
+   * What check() and lease() answer before looking at any window: the
+   * counting moved to the other object (an admin set or cleared the owner's
+   * limits after the caller's key row was cached), the credential is not
+   * usable, or a keygate token was signed before its user's access last changed.
+   */
+  private refusalBeforeCounting(input: LimitCheck, now: number): "moved" | "inactive" | "revoked" | "expired" | undefined {
+    if (!input.redirected && (input.lineageId === undefined ? this.movedToOwner : this.ownerLimits === null)) return "moved";
+    if (input.lineageId === undefined && input.credentialId !== undefined && input.credentialId !== this.credentialId) {
+      this.rememberCredential(input.credentialId);
+    }
+    const unusable = credentialStateOutcome(input.keyId === undefined ? this.state : this.stateOfKey(input.keyId), now);
+    if (unusable) return unusable;
+    if (input.grantVersion !== undefined && input.grantVersion < this.minGrantVersion) return "revoked";
+    return undefined;
+  }
+
   // ---- Leased admission (src/limits/lease.ts). ----
 
   /**
@@ -339,12 +348,8 @@ export class RateLimiter extends DurableObject<Env> {
   lease(input: LeaseCheck): LeaseAnswer {
     const now = Date.now();
     const { minuteStart, dayStart } = windowStarts(now);
-    if (!input.redirected && (input.lineageId === undefined ? this.movedToOwner : this.ownerLimits === null)) return { outcome: "moved" };
-    if (input.lineageId === undefined && input.credentialId !== undefined && input.credentialId !== this.credentialId) {
-      this.rememberCredential(input.credentialId);
-    }
-    const unusable = credentialStateOutcome(input.keyId === undefined ? this.state : this.stateOfKey(input.keyId), now);
-    if (unusable) return { outcome: unusable };
+    const refused = this.refusalBeforeCounting(input, now);
+    if (refused) return { outcome: refused };
 
     const refunded = this.refund(this.leases.release(input.request.released, now), minuteStart, dayStart);
     const own: Bucket = input.lineageId === undefined ? "" : lineageBucket(input.lineageId);
