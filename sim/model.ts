@@ -368,7 +368,7 @@ export class World {
   private leaseWithCall(isolate: Isolate, start: number): void {
     if (isolate.waiting) return void isolate.waiting.push(start);
     const waiting: number[] = [];
-    if (this.config.missPath === "lease-single-flight") isolate.waiting = waiting;
+    if ((this.config.missPath ?? "lease-single-flight") === "lease-single-flight") isolate.waiting = waiting;
     const holder = isolate.holder;
     const sentAt = this.localClock(isolate);
     const request = holder.startRenewal(sentAt);
