@@ -93,8 +93,8 @@ export interface Refund<R> {
 /**
  * The home's side: the grants it has out. In memory only: an object that
  * restarts forgets them, so their unused calls are never refunded (under-
- * admission) and `drainedAt` is then unknown; the object therefore starts
- * with `drainedAt` = its start + LEASE_TTL_MS (see RateLimiter).
+ * admission) and `drainedAt` is then unknown; an object that ever granted
+ * therefore starts with `drainedAt` = its start + LEASE_TTL_MS (see RateLimiter).
  */
 export class LeaseBook<R> {
   private readonly grants = new Map<string, OutstandingGrant<R>>();
@@ -144,13 +144,6 @@ export class LeaseBook<R> {
     this.grants.set(grantId, { holderId: request.holderId, calls, expiresAt, reservedFrom });
     this.drainedAt = Math.max(this.drainedAt, expiresAt);
     return { grantId, calls, ttlMs, remaining: room.calls - calls };
-  }
-
-  /** Grants still running: their calls may still be spent. */
-  outstanding(now: number): number {
-    let calls = 0;
-    for (const grant of this.grants.values()) if (grant.expiresAt > now) calls += grant.calls;
-    return calls;
   }
 
   /** A grant a day past its expiry can refund nothing (its day has ended): forget it, so the book stays small. */

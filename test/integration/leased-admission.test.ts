@@ -76,8 +76,8 @@ describe("leased admission: never over a limit", () => {
     expect(admitted).toBe(120);
     expect(results.filter((outcome) => outcome !== "admitted" && outcome !== "rate_limited")).toEqual([]);
     expect((await storedCounters(`key:${record.lineageId}`)).minute?.count).toBe(120);
-    // Near a small limit most calls are the end-game's (exact); the hot-key test below measures the steady state.
-    expect(calls.count).toBeLessThan(results.length);
+    // Near a small limit many calls are the end-game's (exact); still at most one object call per two calls. The hot-key test below measures the steady state.
+    expect(calls.count / results.length, "object calls per call").toBeLessThan(0.5);
   });
 
   it("a hot key over three holders: few object calls per call once grants have grown", async () => {
